@@ -1,0 +1,1 @@
+"""Pyramidion: long-document encoder-decoders with trainable representation pooling, for transformers."""
