@@ -1,1 +1,32 @@
-"""Pyramidion: long-document encoder-decoders with trainable representation pooling, for transformers."""
+"""Pyramidion: long-document encoder-decoders with trainable representation pooling, for transformers.
+
+Importing the package registers the model family with AutoConfig, AutoModel and AutoModelForSeq2SeqLM.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
+
+from .configuration_pyramidion import PyramidionConfig
+from .modeling_pyramidion import (
+    PyramidionEncoderOutput,
+    PyramidionForConditionalGeneration,
+    PyramidionModel,
+    PyramidionPreTrainedModel,
+    PyramidionSeq2SeqLMOutput,
+    PyramidionSeq2SeqModelOutput,
+)
+from .pipeline_summarization import SummarizationPipeline
+
+AutoConfig.register(PyramidionConfig.model_type, PyramidionConfig, exist_ok=True)
+AutoModel.register(PyramidionConfig, PyramidionModel, exist_ok=True)
+AutoModelForSeq2SeqLM.register(PyramidionConfig, PyramidionForConditionalGeneration, exist_ok=True)
+
+__all__ = [
+    "PyramidionConfig",
+    "PyramidionEncoderOutput",
+    "PyramidionForConditionalGeneration",
+    "PyramidionModel",
+    "PyramidionPreTrainedModel",
+    "PyramidionSeq2SeqLMOutput",
+    "PyramidionSeq2SeqModelOutput",
+    "SummarizationPipeline",
+]

@@ -1,0 +1,225 @@
+"""PyramidionConfig: BART's hyper-parameter names plus the encoder length schedule of trainable pooling.
+
+Defaults are the paper's Table 2 #6 (Transpooler 2k -> 512: 2+2 layers, d=512, blocks of 512). Travels as Hub
+remote code: imports only the standard library, transformers and sibling files.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import field
+from typing import Any, ClassVar
+
+from transformers import PreTrainedConfig
+from transformers.activations import ACT2FN
+
+from .pipeline_summarization import SummarizationPipeline
+from .pooling import SCORERS
+from .pooling import WEIGHTINGS as TOPK_WEIGHTINGS
+from .topk import TOPK_OPERATORS
+
+ENCODER_ATTENTIONS = ("dot", "efficient")
+DECODER_POSITION_EMBEDDINGS = ("none", "sinusoidal", "learned")
+# Saved folders name their summarization pipeline; the file travels with this one (relative import above).
+CUSTOM_PIPELINES = {
+    "summarization": {
+        "impl": f"pipeline_summarization.{SummarizationPipeline.__name__}",
+        "pt": ["AutoModelForSeq2SeqLM"],
+        "type": "text",
+    }
+}
+
+
+class PyramidionConfig(PreTrainedConfig):
+    r"""Configuration of a Pyramidion encoder-decoder (Vanilla, Blockwise, Transpooler, Pyramidion, PoWER or
+    Funnel-like, depending on the fields below; BART's names for the rest).
+
+    encoder_lengths (`list[int]`): number of vectors each encoder layer outputs for an input of
+        `max_position_embeddings` tokens; a length below the previous one (or below `max_position_embeddings`
+        for the first layer) puts a pooling layer after that encoder layer, keeping that many vectors.
+    block_size (`int` or `None`): encoder self-attention runs on non-overlapping blocks of this many vectors
+        (None = full attention).
+    encoder_attention (`str`): "dot" (softmax attention) or "efficient" (Shen et al. 2021, linear in length).
+    scorer, topk, topk_temperature, topk_sort, topk_weighting, scorer_embedding_index: the pooling layers'
+        scorer and top-k operator (see `pyramidion_hf.pooling` and `pyramidion_hf.topk`).
+    funnel_upsample (`bool`): the encoder output is upsampled back to the input length (each token gets the
+        pooled vector covering it) plus the hidden states just before the first pooling (Funnel-Transformer).
+    decoder_position_embeddings (`str`): "none" (the paper), "sinusoidal" or "learned" (up to
+        `max_target_positions`).
+    normalize_before (`bool`): pre-norm layers (with a final layer norm) instead of BART's post-norm.
+    """
+
+    model_type = "pyramidion"
+    attribute_map: ClassVar[dict[str, str]] = {
+        "hidden_size": "d_model",
+        "num_attention_heads": "encoder_attention_heads",
+    }
+    # Trainer.evaluate/predict leave these out of the gathered predictions (as the cache in transformers)
+    keys_to_ignore_at_inference: ClassVar[list[str]] = [
+        "cache",
+        "encoder_pooled_mask",
+        "encoder_pooling_indices",
+        "encoder_pooling_weights",
+    ]
+
+    vocab_size: int = 32000
+    max_position_embeddings: int = 2048
+    encoder_lengths: list[int] = field(default_factory=lambda: [2048, 512])
+    block_size: int | None = 512
+    d_model: int = 512
+    encoder_attention_heads: int = 8
+    decoder_attention_heads: int = 8
+    encoder_ffn_dim: int = 2048
+    decoder_ffn_dim: int = 2048
+    decoder_layers: int = 2
+    activation_function: str = "relu"
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    activation_dropout: float = 0.0
+    init_std: float = 0.02
+    scale_embedding: bool = True
+    normalize_before: bool = False
+    layernorm_embedding: bool = True
+    encoder_attention: str = "dot"
+    scorer: str = "linear"
+    topk: str = "successive_halving"
+    topk_temperature: float = 1.0
+    topk_sort: bool = True
+    topk_weighting: str = "sigmoid"
+    scorer_embedding_index: int = 0
+    funnel_upsample: bool = False
+    decoder_position_embeddings: str = "sinusoidal"
+    max_target_positions: int = 1024
+    pad_token_id: int | None = 1
+    bos_token_id: int | None = 0
+    eos_token_id: int | list[int] | None = 2
+    decoder_start_token_id: int | None = 2
+    tie_word_embeddings: bool = True
+    use_cache: bool = True
+    is_encoder_decoder: bool = True
+    custom_pipelines: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(CUSTOM_PIPELINES))
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        for derived in ("encoder_layers", "num_hidden_layers"):
+            if derived in kwargs and kwargs.pop(derived) != len(self.encoder_lengths or []):
+                raise ValueError(
+                    f"`{derived}` is derived from `encoder_lengths` (one entry per encoder layer); set "
+                    "`encoder_lengths` instead."
+                )
+        kwargs.pop("pooling_layers", None)
+        self.encoder_lengths = (
+            [int(n) for n in self.encoder_lengths] if self.encoder_lengths is not None else []
+        )
+        self.check_consistency()
+        super().__post_init__(**kwargs)
+
+    @property
+    def encoder_layers(self) -> int:
+        """Number of encoder layers (one per `encoder_lengths` entry)."""
+        return len(self.encoder_lengths)
+
+    @property
+    def pooling_layers(self) -> list[int]:
+        """Indices of the encoder layers followed by a pooling layer."""
+        previous = [self.max_position_embeddings, *self.encoder_lengths[:-1]]
+        return [i for i, (n, k) in enumerate(zip(previous, self.encoder_lengths, strict=True)) if k < n]
+
+    @property
+    def num_hidden_layers(self) -> int:
+        """Encoder depth (BART's convention); decoder depth in the view `get_text_config(decoder=True)`."""
+        return self.decoder_layers if self.__dict__.get("_decoder_view") else self.encoder_layers
+
+    def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> PyramidionConfig:
+        """`self`, or for `decoder=True` a copy whose `num_hidden_layers` is `decoder_layers` (generate()
+        sizes its decoder caches from it)."""
+        if decoder and not encoder:
+            view = copy.deepcopy(self)
+            view.__dict__["_decoder_view"] = True
+            return view
+        return self
+
+    def check_consistency(self) -> None:
+        """Raise ValueError, saying what to change, for an inconsistent configuration (run at init and when a
+        model is built, so that fields edited after init are checked too)."""
+        lengths, n = self.encoder_lengths, self.max_position_embeddings
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"max_position_embeddings must be a positive int, got {n!r}.")
+        if not lengths:
+            raise ValueError(
+                "encoder_lengths is empty: give one output length per encoder layer, e.g. [2048, 512]."
+            )
+        if any(k < 1 for k in lengths):
+            raise ValueError(f"encoder_lengths must be positive, got {lengths}.")
+        if lengths[0] > n:
+            raise ValueError(
+                f"encoder_lengths[0]={lengths[0]} exceeds max_position_embeddings={n}: a layer cannot output "
+                f"more vectors than the input has tokens; raise max_position_embeddings to {lengths[0]} or "
+                "lower the entry."
+            )
+        for i in range(1, len(lengths)):
+            if lengths[i] > lengths[i - 1]:
+                raise ValueError(
+                    f"encoder_lengths must not increase: entry {i} ({lengths[i]}) > entry {i - 1} "
+                    f"({lengths[i - 1]}); a pooling layer cannot output more vectors than it receives "
+                    "(k > n)."
+                )
+        if self.block_size is not None:
+            if not isinstance(self.block_size, int) or self.block_size < 1:
+                raise ValueError(
+                    f"block_size must be a positive int or None (full attention), got {self.block_size!r}."
+                )
+            if self.block_size > n or n % self.block_size:
+                raise ValueError(
+                    f"block_size={self.block_size} must divide max_position_embeddings={n} so that a "
+                    "full-length input splits into whole blocks; pick a divisor (e.g. 512) or "
+                    "block_size=None for full attention."
+                )
+        for name in ("encoder_attention_heads", "decoder_attention_heads"):
+            heads = getattr(self, name)
+            if not isinstance(heads, int) or heads < 1 or self.d_model % heads:
+                raise ValueError(
+                    f"d_model={self.d_model} must be divisible by {name}={heads}; change one of them."
+                )
+        for name, value, valid in (
+            ("scorer", self.scorer, SCORERS),
+            ("topk", self.topk, TOPK_OPERATORS),
+            ("topk_weighting", self.topk_weighting, TOPK_WEIGHTINGS),
+            ("encoder_attention", self.encoder_attention, ENCODER_ATTENTIONS),
+            ("decoder_position_embeddings", self.decoder_position_embeddings, DECODER_POSITION_EMBEDDINGS),
+        ):
+            if value not in valid:
+                raise ValueError(f"Unknown {name}={value!r}; choose one of {', '.join(valid)}.")
+        if self.activation_function not in ACT2FN:
+            raise ValueError(
+                f"Unknown activation_function={self.activation_function!r}; use a transformers activation "
+                "such as 'relu' or 'gelu'."
+            )
+        if self.scorer == "power" and self.encoder_attention != "dot":
+            raise ValueError(
+                "scorer='power' scores tokens by the attention probabilities they receive, which "
+                "encoder_attention='efficient' never forms; use encoder_attention='dot' or another scorer."
+            )
+        if self.scorer == "embedding" and not 0 <= self.scorer_embedding_index < self.d_model:
+            raise ValueError(
+                f"scorer_embedding_index={self.scorer_embedding_index} must be in "
+                f"[0, d_model={self.d_model})."
+            )
+        if not self.topk_temperature > 0:
+            raise ValueError(f"topk_temperature must be > 0, got {self.topk_temperature}.")
+        if self.funnel_upsample and not self.pooling_layers:
+            raise ValueError(
+                "funnel_upsample=True needs a pooling layer to upsample from; make an encoder_lengths entry "
+                "smaller than the one before it (e.g. [2048, 512])."
+            )
+        if self.decoder_position_embeddings == "learned" and self.max_target_positions < 1:
+            raise ValueError(f"max_target_positions must be >= 1, got {self.max_target_positions}.")
+        for name in ("dropout", "attention_dropout", "activation_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
+        if self.decoder_layers < 1:
+            raise ValueError(f"decoder_layers must be >= 1, got {self.decoder_layers}.")
+
+
+PyramidionConfig.register_for_auto_class()
+
+__all__ = ["PyramidionConfig"]

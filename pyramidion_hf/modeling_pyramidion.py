@@ -1,0 +1,929 @@
+"""Pyramidion: an encoder-decoder Transformer whose encoder pools its representations with a trainable top-k.
+
+Read top to bottom: embeddings -> attention (blockwise dot, efficient, decoder with caches) -> layers ->
+encoder (with pooling after the layers whose `encoder_lengths` entry shrinks) -> decoder -> PreTrainedModel
+classes. Conventions follow BART (parameter names, post-norm by default, shared embeddings,
+`shift_tokens_right`). Travels as Hub remote code: imports only torch, transformers and sibling files."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    BaseModelOutputWithPastAndCrossAttentions,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils.deprecation import deprecate_kwarg
+
+from .configuration_pyramidion import PyramidionConfig
+from .pooling import RepresentationPooling
+
+# ------------------------------------------------------------------------------------------------------------
+# Outputs
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PyramidionEncoderOutput(BaseModelOutput):
+    """Encoder output. `last_hidden_state` (B, k, d) is what the decoder attends to, `pooled_mask` (B, k) bool
+    its mask; `pooling_indices` / `pooling_weights`: one (B, k_l) tensor per pooling layer with the document
+    token position (index into `input_ids`, -1 where masked) of the input dominating each pooled vector and
+    its weight."""
+
+    pooled_mask: torch.BoolTensor | None = None
+    pooling_indices: tuple[torch.LongTensor, ...] | None = None
+    pooling_weights: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class PyramidionSeq2SeqModelOutput(Seq2SeqModelOutput):
+    """`Seq2SeqModelOutput` plus the encoder's pooled mask (B, k) and per-pooling-layer positions, weights."""
+
+    encoder_pooled_mask: torch.BoolTensor | None = None
+    encoder_pooling_indices: tuple[torch.LongTensor, ...] | None = None
+    encoder_pooling_weights: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class PyramidionSeq2SeqLMOutput(Seq2SeqLMOutput):
+    """`Seq2SeqLMOutput` plus the encoder's pooled mask (B, k) and per-pooling-layer positions and weights."""
+
+    encoder_pooled_mask: torch.BoolTensor | None = None
+    encoder_pooling_indices: tuple[torch.LongTensor, ...] | None = None
+    encoder_pooling_weights: tuple[torch.FloatTensor, ...] | None = None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Embeddings and masks
+# ------------------------------------------------------------------------------------------------------------
+
+
+def shift_tokens_right(
+    input_ids: Tensor, pad_token_id: int | None, decoder_start_token_id: int | None
+) -> Tensor:
+    """Decoder inputs from labels (B, t): prepend decoder_start_token_id, drop the last token, -100 -> pad."""
+    if pad_token_id is None or decoder_start_token_id is None:
+        raise ValueError("config.pad_token_id and config.decoder_start_token_id must be set to shift labels.")
+    shifted = input_ids.new_zeros(input_ids.shape)
+    shifted[:, 1:] = input_ids[:, :-1].clone()
+    shifted[:, 0] = decoder_start_token_id
+    return shifted.masked_fill(shifted == -100, pad_token_id)
+
+
+def sinusoidal_embedding(positions: Tensor, dim: int) -> Tensor:
+    """Fairseq sinusoidal embeddings (..., dim) of integer positions (...): [sin(p f_i), cos(p f_i)]."""
+    half = dim // 2
+    freq = torch.exp(torch.arange(half, device=positions.device) * -(math.log(10000.0) / max(half - 1, 1)))
+    angles = positions.float()[..., None] * freq
+    emb = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+    return F.pad(emb, (0, dim - 2 * half))
+
+
+class PyramidionScaledWordEmbedding(nn.Embedding):
+    """Token embedding multiplied by `embed_scale` (sqrt(d_model) when `config.scale_embedding`)."""
+
+    def __init__(
+        self, num_embeddings: int, embedding_dim: int, padding_idx: int | None, embed_scale: float = 1.0
+    ):
+        super().__init__(num_embeddings, embedding_dim, padding_idx)
+        self.embed_scale = embed_scale
+
+    def forward(self, input_ids: Tensor) -> Tensor:
+        return super().forward(input_ids) * self.embed_scale
+
+
+def additive_mask(keep: Tensor, dtype: torch.dtype) -> Tensor:
+    """0 where `keep` (bool, broadcastable to (B, H, q, k)) is True, the dtype's minimum elsewhere (finite: a
+    fully masked row gives uniform attention, never NaN)."""
+    return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(~keep, torch.finfo(dtype).min)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Attention
+# ------------------------------------------------------------------------------------------------------------
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attention_mask: Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[Tensor, Tensor]:
+    """softmax(q k^T * scaling + mask) v for q/k/v (B, H, L, D).
+
+    Returns the output (B, Lq, H, D) and the attention probabilities (B, H, Lq, Lk)."""
+    scaling = query.size(-1) ** -0.5 if scaling is None else scaling
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = F.softmax(weights, dim=-1)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
+def efficient_attention(
+    query: Tensor, key: Tensor, value: Tensor, key_mask: Tensor, dropout: float, training: bool
+) -> Tensor:
+    """Efficient attention (Shen et al. 2021), linear in length: softmax_d(q) @ (softmax_L(k)^T @ v).
+
+    q/k/v (B, H, L, D), key_mask (B, L) bool; returns (B, L, H, D). Masked keys get zero weight."""
+    query = query.softmax(dim=-1)
+    key = key.masked_fill(~key_mask[:, None, :, None], torch.finfo(key.dtype).min).softmax(dim=-2)
+    key = F.dropout(key, p=dropout, training=training)
+    return torch.matmul(query, torch.matmul(key.transpose(-2, -1), value)).transpose(1, 2).contiguous()
+
+
+class PyramidionEncoderAttention(nn.Module):
+    """Encoder self-attention on non-overlapping blocks of `config.block_size` vectors (full when None)."""
+
+    def __init__(self, config: PyramidionConfig, layer_idx: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.embed_dim = config.d_model
+        self.num_heads = config.encoder_attention_heads
+        self.head_dim = self.embed_dim // self.num_heads
+        self.scaling = self.head_dim**-0.5
+        self.dropout = config.attention_dropout
+        self.block_size = config.block_size
+        self.efficient = config.encoder_attention == "efficient"
+        self.is_causal = False
+        self.k_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.v_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.q_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.out_proj = nn.Linear(self.embed_dim, self.embed_dim)
+
+    def forward(
+        self,
+        hidden_states: Tensor,
+        mask: Tensor,
+        output_attentions: bool = False,
+        return_received: bool = False,
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """hidden (B, n, d), mask (B, n) bool -> out (B, n, d); attention probs ((B, H, n, n) for full
+        attention, (B, n_blocks, H, block, block) for blockwise) if `output_attentions`; attention received
+        (B, n) (summed over heads and real queries of the key's block) if `return_received`."""
+        batch, length, _ = hidden_states.shape
+        block = length if self.block_size is None else min(self.block_size, length)
+        n_blocks = -(-length // block)
+        pad = n_blocks * block - length
+        if pad:  # the last block is padded and masked
+            hidden_states, mask = F.pad(hidden_states, (0, 0, 0, pad)), F.pad(mask, (0, pad), value=False)
+        blocks = hidden_states.reshape(batch * n_blocks, block, self.embed_dim)
+        block_mask = mask.reshape(batch * n_blocks, block)
+
+        shape = (batch * n_blocks, block, self.num_heads, self.head_dim)
+        query = self.q_proj(blocks).view(shape).transpose(1, 2)
+        key = self.k_proj(blocks).view(shape).transpose(1, 2)
+        value = self.v_proj(blocks).view(shape).transpose(1, 2)
+        dropout = self.dropout if self.training else 0.0
+
+        weights = None
+        if self.efficient:
+            out = efficient_attention(query, key, value, block_mask, dropout, self.training)
+        else:
+            attention = ALL_ATTENTION_FUNCTIONS.get_interface(
+                self.config._attn_implementation, eager_attention_forward
+            )
+            if output_attentions or return_received:  # these need the probabilities themselves
+                attention = eager_attention_forward
+            mask_4d = additive_mask(block_mask[:, None, None, :], query.dtype)
+            out, weights = attention(self, query, key, value, mask_4d, dropout=dropout, scaling=self.scaling)
+
+        out = self.out_proj(out.reshape(batch, n_blocks * block, self.embed_dim)[:, :length])
+        received = None
+        if return_received:
+            received = (weights * block_mask[:, None, :, None]).sum(dim=(1, 2)).view(batch, -1)[:, :length]
+        if output_attentions:
+            weights = weights.view(batch, n_blocks, self.num_heads, block, block)
+            weights = weights[:, 0] if self.block_size is None else weights
+        return out, (weights if output_attentions else None), received
+
+
+class PyramidionDecoderAttention(nn.Module):
+    """Decoder multi-head attention (causal self-attention or cross-attention) with key/value caching."""
+
+    def __init__(self, config: PyramidionConfig, layer_idx: int, is_causal: bool):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.is_causal = is_causal
+        self.embed_dim = config.d_model
+        self.num_heads = config.decoder_attention_heads
+        self.head_dim = self.embed_dim // self.num_heads
+        self.scaling = self.head_dim**-0.5
+        self.dropout = config.attention_dropout
+        self.k_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.v_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.q_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.out_proj = nn.Linear(self.embed_dim, self.embed_dim)
+
+    def forward(
+        self,
+        hidden_states: Tensor,
+        attention_mask: Tensor,
+        key_value_states: Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """hidden (B, t, d), additive mask (B, 1, t, kv); cross-attention when `key_value_states` (B, k, d) is
+        given: its keys/values are computed once per generation and then read from the cache."""
+        batch, length, _ = hidden_states.shape
+        query = self.q_proj(hidden_states).view(batch, length, -1, self.head_dim).transpose(1, 2)
+        is_cross = key_value_states is not None
+        layer_cache = None
+        if cache is not None:
+            layer_cache = cache.cross_attention_cache if is_cross else cache.self_attention_cache
+        if is_cross and cache is not None and cache.is_updated.get(self.layer_idx):
+            key, value = layer_cache.layers[self.layer_idx].keys, layer_cache.layers[self.layer_idx].values
+        else:
+            source = key_value_states if is_cross else hidden_states
+            key = self.k_proj(source).view(batch, source.shape[1], -1, self.head_dim).transpose(1, 2)
+            value = self.v_proj(source).view(batch, source.shape[1], -1, self.head_dim).transpose(1, 2)
+            if cache is not None:
+                key, value = layer_cache.update(key, value, self.layer_idx)
+                if is_cross:
+                    cache.is_updated[self.layer_idx] = True
+
+        attention: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        if output_attentions:
+            attention = eager_attention_forward
+        out, weights = attention(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.dropout if self.training else 0.0,
+            scaling=self.scaling,
+        )
+        out = self.out_proj(out.reshape(batch, length, self.embed_dim))
+        return out, weights if output_attentions else None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Layers (post-norm as BART/fairseq, pre-norm when config.normalize_before)
+# ------------------------------------------------------------------------------------------------------------
+
+
+class PyramidionEncoderLayer(GradientCheckpointingLayer):
+    """Blockwise self-attention + feed-forward, each wrapped in dropout, residual and layer norm."""
+
+    def __init__(self, config: PyramidionConfig, layer_idx: int):
+        super().__init__()
+        self.normalize_before = config.normalize_before
+        self.dropout = config.dropout
+        self.activation_fn = ACT2FN[config.activation_function]
+        self.activation_dropout = config.activation_dropout
+        self.self_attn = PyramidionEncoderAttention(config, layer_idx)
+        self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
+        self.fc1 = nn.Linear(config.d_model, config.encoder_ffn_dim)
+        self.fc2 = nn.Linear(config.encoder_ffn_dim, config.d_model)
+        self.final_layer_norm = nn.LayerNorm(config.d_model)
+
+    def forward(
+        self,
+        hidden_states: Tensor,
+        mask: Tensor,
+        output_attentions: bool = False,
+        return_received: bool = False,
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """hidden (B, n, d), mask (B, n) bool -> hidden (B, n, d), attention probs (or None) and attention
+        received (or None), as returned by the attention."""
+        residual = hidden_states
+        if self.normalize_before:
+            hidden_states = self.self_attn_layer_norm(hidden_states)
+        hidden_states, weights, received = self.self_attn(
+            hidden_states, mask, output_attentions, return_received
+        )
+        hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
+        if not self.normalize_before:
+            hidden_states = self.self_attn_layer_norm(hidden_states)
+
+        residual = hidden_states
+        if self.normalize_before:
+            hidden_states = self.final_layer_norm(hidden_states)
+        hidden_states = self.activation_fn(self.fc1(hidden_states))
+        hidden_states = F.dropout(hidden_states, p=self.activation_dropout, training=self.training)
+        hidden_states = residual + F.dropout(self.fc2(hidden_states), p=self.dropout, training=self.training)
+        if not self.normalize_before:
+            hidden_states = self.final_layer_norm(hidden_states)
+        return hidden_states, weights, received
+
+
+class PyramidionDecoderLayer(GradientCheckpointingLayer):
+    """Causal self-attention, cross-attention over the pooled encoder output, feed-forward."""
+
+    def __init__(self, config: PyramidionConfig, layer_idx: int):
+        super().__init__()
+        self.normalize_before = config.normalize_before
+        self.dropout = config.dropout
+        self.activation_fn = ACT2FN[config.activation_function]
+        self.activation_dropout = config.activation_dropout
+        self.self_attn = PyramidionDecoderAttention(config, layer_idx, is_causal=True)
+        self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
+        self.encoder_attn = PyramidionDecoderAttention(config, layer_idx, is_causal=False)
+        self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model)
+        self.fc1 = nn.Linear(config.d_model, config.decoder_ffn_dim)
+        self.fc2 = nn.Linear(config.decoder_ffn_dim, config.d_model)
+        self.final_layer_norm = nn.LayerNorm(config.d_model)
+
+    def forward(
+        self,
+        hidden_states: Tensor,
+        encoder_hidden_states: Tensor,
+        self_attn_mask: Tensor | None = None,
+        cross_attn_mask: Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """hidden (B, t, d), encoder states (B, k, d), additive masks (B, 1, t, kv) and (B, 1, 1, k)."""
+        residual = hidden_states
+        if self.normalize_before:
+            hidden_states = self.self_attn_layer_norm(hidden_states)
+        hidden_states, self_weights = self.self_attn(
+            hidden_states, self_attn_mask, cache=cache, output_attentions=output_attentions
+        )
+        hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
+        if not self.normalize_before:
+            hidden_states = self.self_attn_layer_norm(hidden_states)
+
+        residual = hidden_states
+        if self.normalize_before:
+            hidden_states = self.encoder_attn_layer_norm(hidden_states)
+        hidden_states, cross_weights = self.encoder_attn(
+            hidden_states,
+            cross_attn_mask,
+            key_value_states=encoder_hidden_states,
+            cache=cache,
+            output_attentions=output_attentions,
+        )
+        hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
+        if not self.normalize_before:
+            hidden_states = self.encoder_attn_layer_norm(hidden_states)
+
+        residual = hidden_states
+        if self.normalize_before:
+            hidden_states = self.final_layer_norm(hidden_states)
+        hidden_states = self.activation_fn(self.fc1(hidden_states))
+        hidden_states = F.dropout(hidden_states, p=self.activation_dropout, training=self.training)
+        hidden_states = residual + F.dropout(self.fc2(hidden_states), p=self.dropout, training=self.training)
+        if not self.normalize_before:
+            hidden_states = self.final_layer_norm(hidden_states)
+        return hidden_states, self_weights, cross_weights
+
+
+# ------------------------------------------------------------------------------------------------------------
+# PreTrainedModel base, encoder, decoder
+# ------------------------------------------------------------------------------------------------------------
+
+
+class PyramidionPreTrainedModel(PreTrainedModel):
+    config_class = PyramidionConfig
+    config: PyramidionConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["PyramidionEncoderLayer", "PyramidionDecoderLayer"]
+    _supports_sdpa = True
+
+    def __init__(self, config: PyramidionConfig, *inputs: Any, **kwargs: Any):
+        config.check_consistency()
+        super().__init__(config, *inputs, **kwargs)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Normal(0, init_std) for linear and embedding weights (transformers' default; small models learn
+        faster with fairseq's ~d_model^-0.5); pooling scorers keep their own unit-scale init unless loaded."""
+        super()._init_weights(module)
+        if isinstance(module, RepresentationPooling) and not any(
+            getattr(p, "_is_hf_initialized", False) for p in module.parameters()
+        ):
+            module.reset_parameters()
+
+    def save_pretrained(self, save_directory: Any, *args: Any, **kwargs: Any) -> None:
+        """`PreTrainedModel.save_pretrained`, with both AutoModel and AutoModelForSeq2SeqLM in the folder's
+        auto_map, so either loads the folder as remote code (trust_remote_code=True)."""
+        module = __name__.split(".")[-1]
+        self.config.auto_map = {
+            **(getattr(self.config, "auto_map", None) or {}),
+            "AutoModel": f"{module}.{PyramidionModel.__name__}",
+            "AutoModelForSeq2SeqLM": f"{module}.{PyramidionForConditionalGeneration.__name__}",
+        }
+        super().save_pretrained(save_directory, *args, **kwargs)
+
+
+def _upsample(pooled: Tensor, pooled_positions: Tensor, length: int) -> Tensor:
+    """Funnel upsampling: (B, k, d) pooled vectors ordered by document position (B, k) (-1 = masked, last) to
+    (B, length, d): each position gets the pooled vector with the last document position <= it (the first one
+    for positions before every pooled vector). Strided pooling makes this a plain repeat."""
+    keys = pooled_positions.masked_fill(pooled_positions < 0, length).contiguous()
+    queries = torch.arange(length, device=pooled.device).expand(pooled.shape[0], length).contiguous()
+    slot = (torch.searchsorted(keys, queries, right=True) - 1).clamp(min=0)
+    return pooled.gather(1, slot[..., None].expand(-1, -1, pooled.shape[-1]))
+
+
+class PyramidionEncoder(PyramidionPreTrainedModel):
+    """Embeddings, `len(encoder_lengths)` blockwise layers, pooling after each layer whose length shrinks."""
+
+    def __init__(self, config: PyramidionConfig):
+        super().__init__(config)
+        embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.embed_tokens = PyramidionScaledWordEmbedding(
+            config.vocab_size, config.d_model, config.pad_token_id, embed_scale
+        )
+        self.layernorm_embedding = nn.LayerNorm(config.d_model) if config.layernorm_embedding else None
+        self.layers = nn.ModuleList([PyramidionEncoderLayer(config, i) for i in range(config.encoder_layers)])
+        self.pooling = nn.ModuleDict(
+            {
+                str(i): RepresentationPooling(
+                    config.d_model,
+                    config.encoder_lengths[i],
+                    scorer=config.scorer,
+                    topk=config.topk,
+                    temperature=config.topk_temperature,
+                    sort=config.topk_sort,
+                    weighting=config.topk_weighting,
+                    embedding_index=config.scorer_embedding_index,
+                )
+                for i in config.pooling_layers
+            }
+        )
+        self.layer_norm = nn.LayerNorm(config.d_model) if config.normalize_before else None
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embed_tokens = value
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> PyramidionEncoderOutput | tuple:
+        """input_ids (B, n) or inputs_embeds (B, n, d), attention_mask (B, n) (1 = real token) ->
+        PyramidionEncoderOutput with last_hidden_state (B, k, d) and pooled_mask (B, k)."""
+        config = self.config
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        return_dict = config.return_dict if return_dict is None else return_dict
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds to the encoder.")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        batch, length = inputs_embeds.shape[:2]
+        if length > config.max_position_embeddings:
+            limit = config.max_position_embeddings
+            raise ValueError(
+                f"The input has {length} tokens but this model reads at most "
+                f"max_position_embeddings={limit}: truncate it to {limit} tokens (tokenizer(..., "
+                f"truncation=True, max_length={limit})) or use a config with a larger "
+                "max_position_embeddings and encoder_lengths[0]."
+            )
+        if attention_mask is None:
+            attention_mask = torch.ones(batch, length, dtype=torch.bool, device=inputs_embeds.device)
+        if tuple(attention_mask.shape) != (batch, length):
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)} but the input is {(batch, length)}."
+            )
+        mask = attention_mask.bool()
+        if not bool(mask.any(dim=1).all()):
+            empty = (~mask.any(dim=1)).nonzero().flatten().tolist()
+            raise ValueError(f"Rows {empty} of the batch are empty documents (no real token): drop them.")
+        if output_attentions and config.encoder_attention == "efficient":
+            raise ValueError(
+                "encoder_attention='efficient' forms no attention matrix: use output_attentions=False."
+            )
+
+        positions = torch.arange(length, device=inputs_embeds.device)
+        hidden = inputs_embeds + sinusoidal_embedding(positions, config.d_model).to(inputs_embeds.dtype)
+        positions = positions.expand(batch, length)  # document position of every vector, carried by pooling
+        if self.layernorm_embedding is not None:
+            hidden = self.layernorm_embedding(hidden)
+        hidden = F.dropout(hidden, p=config.dropout, training=self.training)
+
+        all_hidden, all_attentions, indices, weights = (), (), (), ()
+        funnel_residual = None
+        for i, layer in enumerate(self.layers):
+            if output_hidden_states:
+                all_hidden += (hidden,)
+            pooler = self.pooling[str(i)] if str(i) in self.pooling else None
+            need_received = pooler is not None and pooler.needs_attention_received
+            hidden, layer_attentions, received = layer(hidden, mask, output_attentions, need_received)
+            if output_attentions:
+                all_attentions += (layer_attentions,)
+            if pooler is None:
+                continue
+            if config.funnel_upsample and funnel_residual is None:
+                funnel_residual = hidden
+            pooled = pooler(hidden, mask, positions, received)
+            hidden, mask, positions = pooled.hidden, pooled.mask, pooled.positions
+            indices += (pooled.positions,)
+            weights += (pooled.weights,)
+        if self.layer_norm is not None:
+            hidden = self.layer_norm(hidden)
+        if funnel_residual is not None:
+            hidden = _upsample(hidden, positions, length) + funnel_residual
+            mask = attention_mask.bool()
+        if output_hidden_states:
+            all_hidden += (hidden,)
+
+        output = PyramidionEncoderOutput(
+            last_hidden_state=hidden,
+            hidden_states=all_hidden if output_hidden_states else None,
+            attentions=all_attentions if output_attentions else None,
+            pooled_mask=mask,
+            pooling_indices=indices,
+            pooling_weights=weights,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class PyramidionDecoder(PyramidionPreTrainedModel):
+    """Causal decoder with cross-attention over the pooled encoder output (masked by the pooled mask)."""
+
+    def __init__(self, config: PyramidionConfig):
+        super().__init__(config)
+        embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.embed_tokens = PyramidionScaledWordEmbedding(
+            config.vocab_size, config.d_model, config.pad_token_id, embed_scale
+        )
+        self.embed_positions = None
+        if config.decoder_position_embeddings == "learned":
+            self.embed_positions = nn.Embedding(config.max_target_positions, config.d_model)
+        self.layernorm_embedding = nn.LayerNorm(config.d_model) if config.layernorm_embedding else None
+        self.layers = nn.ModuleList([PyramidionDecoderLayer(config, i) for i in range(config.decoder_layers)])
+        self.layer_norm = nn.LayerNorm(config.d_model) if config.normalize_before else None
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embed_tokens = value
+
+    def _positions(self, past: int, length: int, device: torch.device, dtype: torch.dtype) -> Tensor | int:
+        """Embeddings (t, d) of target positions past, ..., past+t-1; 0 for decoder positions 'none'."""
+        kind = self.config.decoder_position_embeddings
+        if kind == "none":
+            return 0
+        positions = torch.arange(past, past + length, device=device)
+        if kind == "sinusoidal":
+            return sinusoidal_embedding(positions, self.config.d_model).to(dtype)
+        if past + length > self.config.max_target_positions:
+            raise ValueError(
+                f"Target position {past + length - 1} exceeds max_target_positions="
+                f"{self.config.max_target_positions} of the learned decoder positions: generate fewer tokens "
+                "(max_new_tokens) or use decoder_position_embeddings='sinusoidal'."
+            )
+        return self.embed_positions(positions)
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        encoder_hidden_states: Tensor | None = None,
+        encoder_attention_mask: Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+        inputs_embeds: Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> BaseModelOutputWithPastAndCrossAttentions | tuple:
+        """input_ids (B, t) (or inputs_embeds), attention_mask (B, past + t), encoder_hidden_states (B, k, d)
+        with encoder_attention_mask (B, k) (the encoder's `pooled_mask`) -> hidden states (B, t, d), cache."""
+        config = self.config
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        return_dict = config.return_dict if return_dict is None else return_dict
+        use_cache = config.use_cache if use_cache is None else use_cache
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of decoder_input_ids or decoder_inputs_embeds.")
+        if encoder_hidden_states is None:
+            raise ValueError("The decoder needs encoder_hidden_states (the encoder's last_hidden_state).")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        batch, length = inputs_embeds.shape[:2]
+        if use_cache and cache is None:
+            cache = EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
+        if not use_cache:
+            cache = None
+        if isinstance(cache, Cache) and not isinstance(cache, EncoderDecoderCache):
+            raise ValueError(
+                "Pyramidion caches are EncoderDecoderCache(self-attention cache, cross-attention cache)."
+            )
+        past = cache.get_seq_length() if cache is not None else 0
+        # keys of this step: past + t for dynamic caches, the whole preallocated length for static ones
+        kv_length = cache.self_attention_cache.get_mask_sizes(length, 0)[0] if cache is not None else length
+        if attention_mask is not None and attention_mask.dim() == 4:  # prepared by generate() (static caches)
+            self_attn_mask = attention_mask
+            if not attention_mask.is_floating_point():
+                self_attn_mask = additive_mask(attention_mask.bool(), inputs_embeds.dtype)
+        else:
+            device = inputs_embeds.device
+            queries = torch.arange(length, device=device)[:, None] + past  # positions of this step's tokens
+            keep = (torch.arange(kv_length, device=device)[None, :] <= queries)[None, None]  # (1, 1, t, kv)
+            if attention_mask is not None:
+                if tuple(attention_mask.shape) != (batch, past + length):
+                    raise ValueError(
+                        f"decoder_attention_mask has shape {tuple(attention_mask.shape)}; expected "
+                        f"(batch, cached + new tokens) = {(batch, past + length)}."
+                    )
+                padding = kv_length - attention_mask.shape[1]
+                keep = keep & F.pad(attention_mask.bool(), (0, padding), value=False)[:, None, None, :]
+            self_attn_mask = additive_mask(keep, inputs_embeds.dtype)
+        if encoder_attention_mask is None:
+            encoder_attention_mask = torch.ones(
+                encoder_hidden_states.shape[:2], dtype=torch.bool, device=inputs_embeds.device
+            )
+        if tuple(encoder_attention_mask.shape) != tuple(encoder_hidden_states.shape[:2]):
+            raise ValueError(
+                f"encoder_attention_mask has shape {tuple(encoder_attention_mask.shape)} but the encoder "
+                f"output is {tuple(encoder_hidden_states.shape[:2])}: pass the encoder's pooled_mask."
+            )
+        cross_attn_mask = additive_mask(encoder_attention_mask.bool()[:, None, None, :], inputs_embeds.dtype)
+
+        hidden = inputs_embeds + self._positions(past, length, inputs_embeds.device, inputs_embeds.dtype)
+        if self.layernorm_embedding is not None:
+            hidden = self.layernorm_embedding(hidden)
+        hidden = F.dropout(hidden, p=config.dropout, training=self.training)
+
+        all_hidden, self_attentions, cross_attentions = (), (), ()
+        for layer in self.layers:
+            if output_hidden_states:
+                all_hidden += (hidden,)
+            hidden, self_weights, cross_weights = layer(
+                hidden,
+                encoder_hidden_states,
+                self_attn_mask=self_attn_mask,
+                cross_attn_mask=cross_attn_mask,
+                cache=cache,
+                output_attentions=output_attentions,
+            )
+            if output_attentions:
+                self_attentions += (self_weights,)
+                cross_attentions += (cross_weights,)
+        if self.layer_norm is not None:
+            hidden = self.layer_norm(hidden)
+        if output_hidden_states:
+            all_hidden += (hidden,)
+
+        output = BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=hidden,
+            cache=cache,
+            hidden_states=all_hidden if output_hidden_states else None,
+            attentions=self_attentions if output_attentions else None,
+            cross_attentions=cross_attentions if output_attentions else None,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+def _as_encoder_output(encoder_outputs: Any, attention_mask: Tensor | None) -> PyramidionEncoderOutput:
+    """The encoder output as a PyramidionEncoderOutput, from one, another BaseModelOutput or a tuple."""
+    if isinstance(encoder_outputs, PyramidionEncoderOutput):
+        return encoder_outputs
+    if isinstance(encoder_outputs, BaseModelOutput):
+        hidden, rest = encoder_outputs.last_hidden_state, tuple(encoder_outputs.values())[1:]
+    else:
+        hidden, rest = encoder_outputs[0], tuple(encoder_outputs[1:])
+    pooled_mask = next(
+        (t for t in rest if isinstance(t, Tensor) and t.dtype == torch.bool and t.shape == hidden.shape[:2]),
+        None,
+    )
+    if pooled_mask is None and attention_mask is not None and attention_mask.shape == hidden.shape[:2]:
+        pooled_mask = attention_mask.bool()
+    if pooled_mask is None:
+        raise ValueError(
+            "encoder_outputs carry no pooled mask matching their length: pass the PyramidionEncoderOutput "
+            "returned by model.get_encoder()(...)."
+        )
+    return PyramidionEncoderOutput(last_hidden_state=hidden, pooled_mask=pooled_mask)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Public models
+# ------------------------------------------------------------------------------------------------------------
+
+
+class PyramidionModel(PyramidionPreTrainedModel):
+    """The bare Pyramidion encoder-decoder, returning decoder hidden states (no language-modelling head).
+
+    The encoder's token embedding is the shared one: the decoder's (and the LM head's) are tied to it when
+    `config.tie_word_embeddings`; otherwise all three are separate, and every one of them is used."""
+
+    _tied_weights_keys = {"decoder.embed_tokens.weight": "encoder.embed_tokens.weight"}
+
+    def __init__(self, config: PyramidionConfig):
+        super().__init__(config)
+        self.encoder = PyramidionEncoder(config)
+        self.decoder = PyramidionDecoder(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.encoder.embed_tokens = value
+        self.decoder.embed_tokens = value
+
+    def get_encoder(self, modality: str | None = None) -> PyramidionEncoder:
+        return self.encoder
+
+    def get_decoder(self) -> PyramidionDecoder:
+        return self.decoder
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        decoder_input_ids: Tensor | None = None,
+        decoder_attention_mask: Tensor | None = None,
+        encoder_outputs: PyramidionEncoderOutput | tuple | None = None,
+        cache: EncoderDecoderCache | None = None,
+        inputs_embeds: Tensor | None = None,
+        decoder_inputs_embeds: Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> PyramidionSeq2SeqModelOutput | tuple:
+        """Encode (unless `encoder_outputs` is given) and decode; decoder inputs default to shifted input_ids
+        (BART). Cross-attention is masked by the encoder's pooled mask, never by the n-long attention_mask."""
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            if input_ids is None:
+                raise ValueError("Pass decoder_input_ids (or labels to the LM head), or input_ids to shift.")
+            decoder_input_ids = shift_tokens_right(
+                input_ids, self.config.pad_token_id, self.config.decoder_start_token_id
+            )
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                inputs_embeds=inputs_embeds,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+            )
+        encoder_outputs = _as_encoder_output(encoder_outputs, attention_mask)
+        decoder_outputs = self.decoder(
+            input_ids=decoder_input_ids,
+            attention_mask=decoder_attention_mask,
+            encoder_hidden_states=encoder_outputs.last_hidden_state,
+            encoder_attention_mask=encoder_outputs.pooled_mask,
+            cache=cache,
+            inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        output = PyramidionSeq2SeqModelOutput(
+            last_hidden_state=decoder_outputs.last_hidden_state,
+            cache=decoder_outputs.cache,
+            decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_attentions=decoder_outputs.attentions,
+            cross_attentions=decoder_outputs.cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
+            encoder_pooled_mask=encoder_outputs.pooled_mask,
+            encoder_pooling_indices=encoder_outputs.pooling_indices,
+            encoder_pooling_weights=encoder_outputs.pooling_weights,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class PyramidionForConditionalGeneration(PyramidionPreTrainedModel, GenerationMixin):
+    """Pyramidion with a language-modelling head tied to the shared embeddings; for summarization."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.encoder.embed_tokens.weight"}
+
+    def __init__(self, config: PyramidionConfig):
+        super().__init__(config)
+        self.model = PyramidionModel(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        # Labels are aligned with the decoder outputs (the decoder inputs are the shifted labels): token-level
+        # cross-entropy without a further shift, honouring `num_items_in_batch` (gradient accumulation, DDP).
+        self.loss_type = "ForMaskedLM"
+        self.post_init()
+
+    def get_encoder(self, modality: str | None = None) -> PyramidionEncoder:
+        return self.model.encoder
+
+    def get_decoder(self) -> PyramidionDecoder:
+        return self.model.decoder
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        decoder_input_ids: Tensor | None = None,
+        decoder_attention_mask: Tensor | None = None,
+        encoder_outputs: PyramidionEncoderOutput | tuple | None = None,
+        cache: EncoderDecoderCache | None = None,
+        inputs_embeds: Tensor | None = None,
+        decoder_inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> PyramidionSeq2SeqLMOutput | tuple:
+        """As `PyramidionModel.forward`, plus logits (B, t, vocab) and, given labels (B, t) (-100 = ignored),
+        the mean token cross-entropy (sum / `num_items_in_batch` when the Trainer passes it)."""
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        if labels is not None:
+            use_cache = False
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = shift_tokens_right(
+                    labels, self.config.pad_token_id, self.config.decoder_start_token_id
+                )
+        outputs = self.model(
+            input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.lm_head(outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+        output = PyramidionSeq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
+            encoder_pooled_mask=outputs.encoder_pooled_mask,
+            encoder_pooling_indices=outputs.encoder_pooling_indices,
+            encoder_pooling_weights=outputs.encoder_pooling_weights,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def prepare_decoder_input_ids_from_labels(self, labels: Tensor) -> Tensor:
+        """Decoder inputs for labels (B, t), as used by DataCollatorForSeq2Seq."""
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+
+PyramidionModel.register_for_auto_class("AutoModel")
+PyramidionForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
+
+__all__ = [
+    "PyramidionEncoderOutput",
+    "PyramidionForConditionalGeneration",
+    "PyramidionModel",
+    "PyramidionPreTrainedModel",
+    "PyramidionSeq2SeqLMOutput",
+    "PyramidionSeq2SeqModelOutput",
+]

@@ -1,0 +1,126 @@
+"""Summarization pipeline for encoder-decoder models (transformers 5 removed `pipeline("summarization")`).
+
+Direct use: `SummarizationPipeline(model=model, tokenizer=tokenizer)`. From a saved or Hub folder whose config
+names it in `custom_pipelines`: `pipeline("summarization", model=folder, trust_remote_code=True)`.
+Travels as Hub remote code: imports only torch and transformers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import Pipeline
+
+
+class SummarizationPipeline(Pipeline):
+    """Summarize documents: `pipe(text | list[str], max_new_tokens=..., num_beams=...)`.
+
+    A document gives `[{"summary_text": str}]`; a list of documents gives one `{"summary_text": str}` each (a
+    list of them each when `num_return_sequences > 1`).
+
+    Inputs are truncated to the model's input length (`config.max_position_embeddings`, or the tokenizer's
+    `model_max_length` if smaller) unless `truncation=False`; generation keyword arguments go to `generate()`.
+    """
+
+    _load_tokenizer = True
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_video_processor = False
+    _pipeline_calls_generate = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.tokenizer is None:
+            raise ValueError(
+                "SummarizationPipeline needs a tokenizer: pass tokenizer=... or save one with the model."
+            )
+        if not self.model.config.is_encoder_decoder:
+            raise ValueError(
+                f"{type(self.model).__name__} is not an encoder-decoder model; use text-generation."
+            )
+        # Encoders count document positions from the first token: pad batches on the right.
+        self.tokenizer.padding_side = "right"
+
+    def _sanitize_parameters(
+        self,
+        truncation: bool | None = None,
+        max_input_length: int | None = None,
+        clean_up_tokenization_spaces: bool | None = None,
+        skip_special_tokens: bool | None = None,
+        **generate_kwargs: Any,
+    ) -> tuple[dict, dict, dict]:
+        preprocess_params: dict[str, Any] = {}
+        if truncation is not None:
+            preprocess_params["truncation"] = truncation
+        if max_input_length is not None:
+            preprocess_params["max_input_length"] = max_input_length
+        postprocess_params: dict[str, Any] = {}
+        if clean_up_tokenization_spaces is not None:
+            postprocess_params["clean_up_tokenization_spaces"] = clean_up_tokenization_spaces
+        if skip_special_tokens is not None:
+            postprocess_params["skip_special_tokens"] = skip_special_tokens
+        return preprocess_params, generate_kwargs, postprocess_params
+
+    def _input_length(self) -> int:
+        """Longest input the model accepts: config.max_position_embeddings capped by
+        tokenizer.model_max_length."""
+        limits = [
+            getattr(self.model.config, "max_position_embeddings", None),
+            self.tokenizer.model_max_length,
+        ]
+        limits = [n for n in limits if isinstance(n, int) and 0 < n < 10**9]
+        if not limits:
+            raise ValueError(
+                "Cannot tell the model's input length: pass max_input_length=... to the pipeline call."
+            )
+        return min(limits)
+
+    def __call__(self, inputs: str | list[str], **kwargs: Any) -> list[dict[str, str]] | list:
+        """Summaries of one document (`[{"summary_text": ...}]`) or of a list of documents (one each)."""
+        result = super().__call__(inputs, **kwargs)
+        if isinstance(inputs, list) and all(len(r) == 1 for r in result):
+            return [r[0] for r in result]
+        return result
+
+    def preprocess(
+        self, inputs: str, truncation: bool = True, max_input_length: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        if not isinstance(inputs, str):
+            raise ValueError(
+                f"SummarizationPipeline expects a str or a list of str, got {type(inputs).__name__}."
+            )
+        max_length = max_input_length if max_input_length is not None else self._input_length()
+        return self.tokenizer(inputs, truncation=truncation, max_length=max_length, return_tensors="pt")
+
+    def _forward(
+        self, model_inputs: dict[str, torch.Tensor], **generate_kwargs: Any
+    ) -> dict[str, torch.Tensor]:
+        in_b = model_inputs["input_ids"].shape[0]
+        generate_kwargs = self._prepare_generate_kwargs(generate_kwargs)
+        output = self.model.generate(
+            input_ids=model_inputs["input_ids"],
+            attention_mask=model_inputs.get("attention_mask"),
+            **generate_kwargs,
+        )
+        sequences = output if isinstance(output, torch.Tensor) else output.sequences
+        out_b = sequences.shape[0]
+        return {"output_ids": sequences.reshape(in_b, out_b // in_b, *sequences.shape[1:])}
+
+    def postprocess(
+        self,
+        model_outputs: dict[str, torch.Tensor],
+        clean_up_tokenization_spaces: bool = False,
+        skip_special_tokens: bool = True,
+    ) -> list[dict[str, str]]:
+        return [
+            {
+                "summary_text": self.tokenizer.decode(
+                    ids,
+                    skip_special_tokens=skip_special_tokens,
+                    clean_up_tokenization_spaces=clean_up_tokenization_spaces,
+                )
+            }
+            for ids in model_outputs["output_ids"][0]
+        ]
