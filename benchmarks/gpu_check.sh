@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# One prepared check for a lent GPU machine (H200, no network), run from the repository root in ~9 minutes:
+#   bash benchmarks/gpu_check.sh              # on the GPU machine; results under $OUT (at most 8 files)
+#   bash benchmarks/gpu_check.sh --cpu        # here: the same python parts on CPU, tiny (--quick) sizes
+# Steps, each under its own time limit: environment (nvidia-smi, versions), install (offline: wheels carried
+# in .whl/ first, e.g. transformers>=5.23 if the image's is older, then `pip install --no-index --no-deps -e .`
+# or PYTHONPATH), CUDA checks (bf16 matmul, a tiny Pyramidion: forward/backward/generate in bf16 with sdpa,
+# eager vs sdpa, cache vs no cache), the bench_models tests, then bench_models.py on the deep setting at
+# 8k-64k in bf16 with the paper's batch sizes. bench_topk.py is CPU-only (no --device): not run here.
+# Files: $OUT/gpu_check.log, $OUT/cuda_check.json, $OUT/bench/models.{md,png x2,_env.json}.
+set -uo pipefail
+
+MODE=cuda
+if [[ "${1:-}" == "--cpu" ]]; then MODE=cpu; fi
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 2
+OUT=${OUT:-$ROOT/gpu_check_out}
+mkdir -p "$OUT/bench"
+if [[ -n "${PYTHON:-}" ]]; then PY=$PYTHON
+elif [[ -x "$ROOT/.venv/bin/python" && $MODE == cpu ]]; then PY=$ROOT/.venv/bin/python
+else PY=python3; fi
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export MPLBACKEND=Agg
+exec > >(tee -a "$OUT/gpu_check.log") 2>&1
+START=$SECONDS
+declare -A RC
+
+step() {  # step NAME LIMIT_SECONDS COMMAND...
+  local name=$1 limit=$2
+  shift 2
+  echo "=== [$((SECONDS - START)) s] $name (limit ${limit} s)"
+  timeout -k 10 "$limit" "$@"
+  RC[$name]=$?
+  echo "=== [$((SECONDS - START)) s] $name: exit ${RC[$name]}$([[ ${RC[$name]} == 124 ]] && echo ' (TIMEOUT)')"
+}
+
+fail() { echo "FATAL: $*"; exit 1; }
+
+echo "=== gpu_check.sh mode=$MODE python=$PY root=$ROOT out=$OUT $(date -u)"
+if [[ $MODE == cuda ]]; then
+  nvidia-smi || fail "nvidia-smi failed: no NVIDIA driver on this machine"
+fi
+
+# ---- install (offline) ----------------------------------------------------------------------------------
+install() {
+  if compgen -G ".whl/*.whl" > /dev/null; then
+    echo "installing carried wheels: $(ls .whl)"
+    timeout 120 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target /tmp/site .whl/*.whl || return 1
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+  fi
+  if ! "$PY" -c "import pyramidion_hf" 2> /dev/null; then
+    timeout 60 "$PY" -m pip install -q --no-index --no-deps --no-build-isolation -e . \
+      || export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
+  fi
+  "$PY" - << 'EOF'
+import importlib, sys
+missing = []
+for name in ("torch", "transformers", "matplotlib"):
+    try:
+        module = importlib.import_module(name)
+        print(f"{name} {getattr(module, '__version__', '?')}")
+    except ImportError as error:
+        missing.append(f"{name} ({error})")
+try:
+    import pyramidion_hf  # noqa: F401
+except Exception as error:  # noqa: BLE001
+    missing.append(f"pyramidion_hf ({type(error).__name__}: {error})")
+import transformers
+major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+if (major, minor) < (5, 23):
+    print(f"WARNING: transformers {transformers.__version__} < 5.23 (pyproject); carry a newer wheel in .whl/")
+if missing:
+    sys.exit("missing or broken: " + "; ".join(missing) + ". Carry wheels in .whl/ (see the device README).")
+EOF
+}
+install || fail "installation failed (see above); nothing was benchmarked"
+echo "PYTHONPATH=${PYTHONPATH:-}"
+
+# ---- CUDA / model checks ----------------------------------------------------------------------------------
+cat > /tmp/pyramidion_cuda_check.py << 'EOF'
+"""bf16 matmul, and a tiny Pyramidion on the device: forward/backward/generate, eager vs sdpa, cache."""
+import json, math, sys, time
+import torch
+from pyramidion_hf import PyramidionConfig, PyramidionForConditionalGeneration
+
+device = torch.device(sys.argv[1])
+out_path = sys.argv[2]
+report, failures = {"device": str(device)}, []
+
+def check(name, ok, detail):
+    report[name] = {"ok": bool(ok), "detail": detail}
+    print(f"{'PASS' if ok else 'FAIL'} {name}: {detail}")
+    if not ok:
+        failures.append(name)
+
+if device.type == "cuda":
+    props = torch.cuda.get_device_properties(0)
+    report.update(name=props.name, memory_gib=props.total_memory / 2**30, cuda=torch.version.cuda,
+                  bf16=torch.cuda.is_bf16_supported())
+    check("bf16_supported", torch.cuda.is_bf16_supported(), props.name)
+size = 8192 if device.type == "cuda" else 512
+a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+ref = a @ b
+err = ((a.bfloat16() @ b.bfloat16()).float() - ref).norm() / ref.norm()
+check("bf16_matmul_error", err < 1e-2, f"relative error {err:.2e} at {size}^3")
+a16, b16 = a.bfloat16(), b.bfloat16()
+for _ in range(3):
+    a16 @ b16
+if device.type == "cuda":
+    torch.cuda.synchronize()
+tic = time.perf_counter()
+for _ in range(10):
+    a16 @ b16
+if device.type == "cuda":
+    torch.cuda.synchronize()
+report["bf16_matmul_tflops"] = 10 * 2 * size**3 / (time.perf_counter() - tic) / 1e12
+print(f"bf16 matmul {report['bf16_matmul_tflops']:.0f} TFLOP/s")
+
+torch.manual_seed(0)
+kw = dict(vocab_size=128, max_position_embeddings=256, encoder_lengths=[256, 64, 32], block_size=64,
+          d_model=64, encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128,
+          decoder_ffn_dim=128, decoder_layers=2, dropout=0.0)
+ids = torch.randint(5, 128, (3, 256), device=device)
+mask = torch.ones_like(ids)
+mask[1, 200:] = 0
+mask[2, 50:] = 0
+labels = torch.randint(5, 128, (3, 12), device=device)
+models = {}
+for attn in ("eager", "sdpa"):
+    torch.manual_seed(0)
+    config = PyramidionConfig(**kw)
+    config._attn_implementation = attn
+    models[attn] = PyramidionForConditionalGeneration(config).to(device).eval()
+with torch.no_grad():
+    logits = {k: m(input_ids=ids, attention_mask=mask, labels=labels).logits for k, m in models.items()}
+diff = (logits["eager"] - logits["sdpa"]).abs().max().item()
+check("eager_vs_sdpa_fp32", diff < 1e-3, f"max |logit diff| {diff:.2e}")
+with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+    low = models["sdpa"](input_ids=ids, attention_mask=mask, labels=labels).logits.float()
+diff16 = (low - logits["eager"]).abs().max().item() / logits["eager"].abs().max().item()
+check("sdpa_bf16_vs_fp32", diff16 < 0.1, f"relative max diff {diff16:.2e}")
+
+model = models["sdpa"].train()
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+losses = []
+for _ in range(5):
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    finite = all(torch.isfinite(g).all() for g in grads)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    losses.append(loss.item())
+check("bf16_train_steps", finite and losses[-1] < losses[0] and all(map(math.isfinite, losses)),
+      f"losses {[round(x, 3) for x in losses]}, {len(grads)} finite gradients")
+model.eval()
+with torch.no_grad():
+    cached = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=16, min_new_tokens=16)
+    plain = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=16, min_new_tokens=16,
+                           use_cache=False)
+    single = model.generate(input_ids=ids[2:, :50], attention_mask=mask[2:, :50], max_new_tokens=16,
+                            min_new_tokens=16)
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        bf16 = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=16, min_new_tokens=16)
+check("generate_cache_equals_no_cache", torch.equal(cached, plain), f"shape {tuple(cached.shape)}")
+check("generate_padded_equals_alone", torch.equal(cached[2:], single), "document 3 alone vs in the batch")
+check("generate_bf16_shape", bf16.shape == cached.shape, f"bf16 tokens equal fp32: {torch.equal(bf16, cached)}")
+enc = model.get_encoder()(input_ids=ids, attention_mask=mask)
+idx = enc.pooling_indices[-1]
+valid = ((idx == -1) | ((idx >= 0) & (idx < mask.sum(1, keepdim=True)))).all().item()
+check("pooling_indices_valid", valid and enc.pooled_mask.sum(1).tolist() == [32, 32, 32],
+      f"pooled mask sums {enc.pooled_mask.sum(1).tolist()}")
+json.dump({**report, "failures": failures}, open(out_path, "w"), indent=1)
+sys.exit(1 if failures else 0)
+EOF
+step cuda_check 90 "$PY" /tmp/pyramidion_cuda_check.py "$MODE" "$OUT/cuda_check.json"
+
+# ---- tests: the benchmark machinery with this machine's torch / transformers -----------------------------
+step pytest 90 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_bench_models.py
+
+# ---- the model benchmark ----------------------------------------------------------------------------------
+if [[ $MODE == cuda ]]; then
+  # Rep 1 covers every (length, model) point, shortest lengths first; rep 2 only while --time-budget lasts
+  # (no child starts that would end after it, so the tables are written within the step's limit).
+  step bench_models 360 "$PY" benchmarks/bench_models.py --device cuda --dtype bf16 --setting deep \
+    --lengths 8192,16384,32768,65536 --models blockwise,deep-pyramidion,led,pegasus-x,longt5,bart \
+    --gen-batch 8 --gen-tokens 512 --gen-lengths 8192,32768 --repeats 2 --steps 3 --gen-runs 1 \
+    --point-budget 60 --time-budget 290 --out "$OUT/bench"
+else
+  step bench_models 300 "$PY" benchmarks/bench_models.py --device cpu --quick --threads 1 \
+    --models blockwise,deep-pyramidion,led,pegasus-x --out "$OUT/bench"
+fi
+echo "bench_topk.py: CPU-only (no --device option), not run on the GPU machine."
+
+echo "=== summary after $((SECONDS - START)) s:"
+status=0
+for name in cuda_check pytest bench_models; do
+  echo "  $name: exit ${RC[$name]:-not run}"
+  [[ ${RC[$name]:-1} == 0 ]] || status=1
+done
+[[ -f $OUT/bench/models.md ]] && sed -n '/^## Headline/,/^## /p' "$OUT/bench/models.md"
+ls -la "$OUT" "$OUT/bench"
+exit $status
