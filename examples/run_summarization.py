@@ -138,7 +138,7 @@ class DataArguments:
         default=None,
         metadata={"help": "Sentences in the Lead summary (default: the metric module's default)."},
     )
-    n_bootstrap: int = field(default=1000, metadata={"help": "Bootstrap resamples for the 95% intervals."})
+    n_bootstrap: int = field(default=1000, metadata={"help": "Bootstrap resamples for 95 percent CIs."})
     overwrite_output_dir: bool = field(
         default=False,
         metadata={

@@ -138,3 +138,13 @@ def test_summarize_rejects_unreadable_or_empty_documents(saved_model: Path, tmp_
     empty.write_text("  \n")
     with pytest.raises(ValueError, match="empty"):
         summarize_cli.main([str(empty), "--model", str(saved_model)])
+
+
+@pytest.mark.parametrize(
+    "entry", [rs.main, demo.main, summarize_cli.main, tokenizer_cli.main], ids=lambda f: f.__module__
+)
+def test_every_script_prints_its_help(entry, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        entry(["--help"])
+    assert exit_info.value.code == 0
+    assert "--" in capsys.readouterr().out
