@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install test test-slow lint bench demo clean
+.PHONY: install test test-slow lint bench bench-models demo clean
 
 install: $(STAMP)
 
@@ -30,7 +30,12 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 bench: install
+	$(PY) benchmarks/complexity_report.py
 	$(PY) benchmarks/bench_topk.py
+
+# Hours on a 2-core CPU (see benchmarks/bench_models.py); on a GPU machine use benchmarks/gpu_check.sh.
+bench-models: install
+	$(PY) benchmarks/bench_models.py
 
 demo: install
 	$(PY) examples/demo.py
