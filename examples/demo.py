@@ -5,7 +5,8 @@ Steps: (1) train a BPE tokenizer on the ACLSum train articles; (2) train a small
 attention, representation pooling inside the encoder) with `Seq2SeqTrainer`; (3) generate summaries of the
 ACLSum test papers and score them with ROUGE-1/2/L/Lsum and 95% bootstrap intervals, beside the Lead baseline
 scored by the same metric; (4) summarize one held-out paper through the summarization pipeline; (5) write
-`outputs/demo/metrics.json` and a Hub-ready model folder whose model card carries the metrics.
+`outputs/demo/metrics.json`, `outputs/demo/explain.html` (which tokens of the held-out paper survived each
+pooling layer) and a Hub-ready model folder whose model card carries the metrics.
 
     python examples/demo.py            # ~10 minutes on 2 CPU cores
     python examples/demo.py --smoke    # a tiny end-to-end run (tests)
@@ -37,6 +38,7 @@ import summarize as summarize_cli  # noqa: E402
 import train_tokenizer as tokenizer_cli  # noqa: E402
 
 from pyramidion_hf.data import load_summarization_data  # noqa: E402
+from pyramidion_hf.explain import explain  # noqa: E402
 from pyramidion_hf.hub import export_repo  # noqa: E402
 from pyramidion_hf.metrics import split_sentences  # noqa: E402
 
@@ -269,7 +271,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     summary = summarize_cli.summarize(
         pipe, paper["article"]
     )  # the saved generation config: no_repeat_ngram 3
-    timings["summarize_one_s"] = time.monotonic() - phase
+    explanation = explain(pipe.model, pipe.tokenizer, paper["article"])
+    explain_html = explanation.save_html(out / "explain.html")  # which tokens survived each pooling layer
+    timings["summarize_and_explain_one_s"] = time.monotonic() - phase
 
     print("[5/5] Writing metrics.json and the Hub-ready folder")
     metrics = {
@@ -309,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"  trained model     {model_dir}")
     print(f"  test predictions  {model_dir / 'generated_predictions.jsonl'}")
     print(f"  Hub-ready folder  {hub_dir}  (pyramidion-hub push {hub_dir} <user>/<repo>)")
+    print(f"  kept tokens       {explain_html}  (open in a browser: what survived each pooling layer)")
     print(f"  summarize a file  python examples/summarize.py --model {model_dir} paper.txt")
     return json.loads((out / "metrics.json").read_text())
 

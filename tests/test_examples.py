@@ -38,8 +38,16 @@ def test_demo_smoke_runs_the_whole_job(tmp_path: Path, capsys: pytest.CaptureFix
     assert metrics["lead"]["rouge1"] > 15.0  # real ACLSum papers: the Lead baseline overlaps the abstracts
     assert metrics["train"]["train_steps"] == demo.SMOKE.max_steps
     assert metrics["data_report"]["test"]["n_examples"] == 4
+    page = (out / "explain.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<script" not in page
+    assert str(out / "explain.html") in printed
     assert metrics["example"]["reference"] and "summary" in metrics["example"]
-    assert set(metrics["timings_s"]) >= {"tokenizer_s", "train_and_evaluate_s", "summarize_one_s", "total_s"}
+    assert set(metrics["timings_s"]) >= {
+        "tokenizer_s",
+        "train_and_evaluate_s",
+        "summarize_and_explain_one_s",
+        "total_s",
+    }
 
     model = AutoModelForSeq2SeqLM.from_pretrained(out / "model")
     assert model.config.encoder_lengths == list(demo.SMOKE.encoder_lengths)
