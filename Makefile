@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install test test-slow lint bench bench-models demo clean
+.PHONY: install test test-slow lint bench bench-models bench-selection demo clean
 
 install: $(STAMP)
 
@@ -32,10 +32,15 @@ lint: install
 bench: install
 	$(PY) benchmarks/complexity_report.py
 	$(PY) benchmarks/bench_topk.py
+	$(PY) benchmarks/bench_padding.py
 
 # Hours on a 2-core CPU (see benchmarks/bench_models.py); on a GPU machine use benchmarks/gpu_check.sh.
 bench-models: install
 	$(PY) benchmarks/bench_models.py
+
+# The scorer / top-k ablation on the selection task (paper Table 4): 11 configurations x 3 seeds.
+bench-selection: install
+	$(PY) benchmarks/selection_ablation.py
 
 demo: install
 	$(PY) examples/demo.py

@@ -441,6 +441,26 @@ def _upsample(pooled: Tensor, pooled_positions: Tensor, length: int) -> Tensor:
     return pooled.gather(1, slot[..., None].expand(-1, -1, pooled.shape[-1]))
 
 
+def _drop_padding_columns(hidden: Tensor, mask: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Cut the trailing columns that are padding in every row of the batch: (B, n, ...) -> (B, n', ...).
+
+    No real vector's output depends on them (blocks start at 0, attention and pooling mask them), so a batch
+    padded to a fixed length, or of documents shorter than a layer's k, costs what its longest document costs.
+    One host sync (the width)."""
+    width = int(mask.any(dim=0).nonzero().max()) + 1
+    if width == mask.shape[1]:
+        return hidden, mask, positions
+    return hidden[:, :width], mask[:, :width], positions[:, :width]
+
+
+def _pad_columns(tensor: Tensor, length: int, value: float | bool = 0) -> Tensor:
+    """Pad (B, n[, d]) with `value` along dim 1 to (B, length[, d])."""
+    missing = length - tensor.shape[1]
+    if missing == 0:
+        return tensor
+    return F.pad(tensor, (0, 0, 0, missing) if tensor.dim() == 3 else (0, missing), value=value)
+
+
 class PyramidionEncoder(PyramidionPreTrainedModel):
     """Embeddings, `len(encoder_lengths)` blockwise layers, pooling after each layer whose length shrinks."""
 
@@ -532,6 +552,12 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
 
         all_hidden, all_attentions, indices, weights = (), (), (), ()
         funnel_residual = None
+        # all-padding columns are dropped wherever the mask changes (here and after each pooling) and added
+        # back at the end, unless the caller asked for per-layer outputs, which keep their full shapes
+        drop_padding = not (output_hidden_states or output_attentions)
+        if drop_padding:
+            hidden, mask, positions = _drop_padding_columns(hidden, mask, positions)
+        out_length = length
         for i, layer in enumerate(self.layers):
             if output_hidden_states:
                 all_hidden += (hidden,)
@@ -543,13 +569,17 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
             if pooler is None:
                 continue
             if config.funnel_upsample and funnel_residual is None:
-                funnel_residual = hidden
+                funnel_residual = _pad_columns(hidden, length)
             pooled = pooler(hidden, mask, positions, received)
             hidden, mask, positions = pooled.hidden, pooled.mask, pooled.positions
+            out_length = pooler.k
+            if drop_padding:
+                hidden, mask, positions = _drop_padding_columns(hidden, mask, positions)
             indices += (pooled.positions,)
             weights += (pooled.weights,)
         if self.layer_norm is not None:
             hidden = self.layer_norm(hidden)
+        hidden, mask = _pad_columns(hidden, out_length), _pad_columns(mask, out_length, False)
         if funnel_residual is not None:
             hidden = _upsample(hidden, positions, length) + funnel_residual
             mask = attention_mask.bool()

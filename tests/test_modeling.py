@@ -199,6 +199,48 @@ def test_cross_attention_ignores_padding_and_is_masked_by_pooled_mask():
     assert torch.allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"encoder_lengths": [64, 16, 16]},
+        {"encoder_lengths": [64, 16, 16], "scorer": "mean"},
+        {"encoder_lengths": [64, 16, 16], "scorer": "power", "topk": "hard"},
+        {"encoder_lengths": [64, 64]},
+        {"encoder_lengths": [16, 16], "scorer": "mean", "funnel_upsample": True},
+    ],
+    ids=["linear", "mean", "power", "blockwise", "funnel"],
+)
+def test_encoder_skips_columns_that_are_padding_in_every_row(overrides):
+    """A batch padded to 64 tokens whose documents have 12 and 9 runs every encoder layer on 12 columns (also
+    after pooling to k=16, where 12 slots at most are real), with the outputs and shapes of the full-width
+    computation (which output_hidden_states=True still runs)."""
+    model = tiny_model(**overrides)
+    ids, mask = random_batch([12, 9], VOCAB, pad_to=64)
+    widths = []
+    hooks = [
+        layer.register_forward_hook(lambda module, args, out: widths.append(args[0].shape[1]))
+        for layer in model.get_encoder().layers
+    ]
+    with torch.no_grad():
+        trimmed = model(input_ids=ids, attention_mask=mask, labels=_labels(2))
+        assert widths == [12] * len(model.get_encoder().layers)
+        widths.clear()
+        full = model(input_ids=ids, attention_mask=mask, labels=_labels(2), output_hidden_states=True)
+    for hook in hooks:
+        hook.remove()
+    assert widths[0] == 64
+    assert full.encoder_hidden_states[0].shape[1] == 64
+    assert trimmed.encoder_last_hidden_state.shape == full.encoder_last_hidden_state.shape
+    assert torch.equal(trimmed.encoder_pooled_mask, full.encoder_pooled_mask)
+    real = trimmed.encoder_pooled_mask
+    assert torch.allclose(
+        trimmed.encoder_last_hidden_state[real], full.encoder_last_hidden_state[real], atol=1e-5
+    )
+    for a, b in zip(trimmed.encoder_pooling_indices, full.encoder_pooling_indices, strict=True):
+        assert torch.equal(a, b)
+    assert torch.allclose(trimmed.logits, full.logits, atol=1e-5)
+
+
 def test_funnel_upsample_outputs_input_length_and_mask():
     model = tiny_model(encoder_lengths=[16, 16], scorer="mean", funnel_upsample=True)
     ids, mask = random_batch([64, 33], VOCAB)
