@@ -6,7 +6,8 @@
 
 Status: the recipe does not converge yet. With these defaults (2000 steps, ~4 min a run) the Blockwise
 reference reaches 32 % token accuracy and linear successive halving 37 % with a selection recall of 0.22
-(chance 0.0625), both still learning when the schedule ends; so no table is committed yet.
+(chance 0.0625), both still learning when the schedule ends; results/selection_ablation.md holds a partial run
+(seed 0, 6 of the 11 configurations).
 
 Task (`pyramidion_hf.selection_task`): documents of 2048 filler tokens holding 2 marked spans and 2 look-alike
 decoy spans of 2 content tokens each (16 content ids); the target is the 4 marked content tokens in order.
@@ -233,6 +234,8 @@ def summarize(runs: list[dict[str, Any]], names: list[str]) -> list[dict[str, An
 def _pm(row: dict[str, Any], key: str, scale: float = 100.0, spec: str = ".1f") -> str:
     if math.isnan(row[key]):
         return "-"
+    if row["seeds"] < 2:  # no spread to show
+        return f"{row[key] * scale:{spec}}"
     return f"{row[key] * scale:{spec}} ± {row[f'{key}_std'] * scale:{spec}}"
 
 
