@@ -6,8 +6,8 @@
 
 Status: the recipe does not converge yet. With these defaults (2000 steps, ~4 min a run) the Blockwise
 reference reaches 32 % token accuracy and linear successive halving 37 % with a selection recall of 0.22
-(chance 0.0625), both still learning when the schedule ends; results/selection_ablation.md holds a partial run
-(seed 0, 6 of the 11 configurations).
+(chance 0.0625), both still learning when the schedule ends; results/selection_ablation.md holds one seed of
+every configuration.
 
 Task (`pyramidion_hf.selection_task`): documents of 2048 filler tokens holding 2 marked spans and 2 look-alike
 decoy spans of 2 content tokens each (16 content ids); the target is the 4 marked content tokens in order.
