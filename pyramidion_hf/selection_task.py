@@ -2,17 +2,25 @@
 
 The answer depends on a few input tokens only, which is what trainable pooling must learn to keep (paper
 Appendix A / Table 4). Each document (``bos body eos``) is filler words with ``n_spans`` marked spans
-``MARK_OPEN c1 .. cL MARK_CLOSE`` and ``n_distractors`` decoy spans ``DECOY_OPEN c1 .. cL DECOY_CLOSE`` whose
-content comes from the same content vocabulary. The target is the marked spans' content, in document order.
+``MARK_OPEN_i c1 .. cL MARK_CLOSE`` and ``n_distractors`` decoy spans ``DECOY_OPEN c1 .. cL DECOY_CLOSE``
+whose content comes from the same content vocabulary. The target is the marked spans' content, in document
+order.
+Marked spans are numbered like citation markers: the i-th one (in document order) opens with
+``MARK_OPEN_IDS[i]``, so the decoder can look spans up by number; with ``numbered_marks=False`` every marked
+span opens with ``MARK_OPEN_IDS[0]`` and the order must be read from positions (a harder task).
+With ``ordered_content`` the j-th token of every span (marked or decoy) comes from the j-th of ``span_length``
+equal slices of the content vocabulary, so a token's place in its span is readable from the token itself (like
+typed fields of a record); otherwise every content token is drawn from the whole content vocabulary.
 
 Fixed vocabulary layout (ids):
 
 ====================  ==============================================================
 0 / 1 / 2 / 3 / 4     bos ``<s>`` / pad ``<pad>`` / eos ``</s>`` / unk / mask (as ``pyramidion_hf.tokenizer``)
-5 / 6                 ``MARK_OPEN`` / ``MARK_CLOSE``: the marker pair around a span to copy
-7 / 8                 ``DECOY_OPEN`` / ``DECOY_CLOSE``: look-alike brackets around a distractor span
-9 .. 9+C-1             content tokens (C = ``content_vocab_size``), used by marked and decoy spans
-9+C .. vocab_size-1   filler tokens (the rest of the document)
+5 .. 12               ``MARK_OPEN_IDS``: the opener of the 1st .. 8th marked span
+13                    ``MARK_CLOSE``: closes a marked span
+14 / 15               ``DECOY_OPEN`` / ``DECOY_CLOSE``: look-alike brackets around a distractor span
+16 .. 16+C-1           content tokens (C = ``content_vocab_size``), used by marked and decoy spans
+16+C .. vocab_size-1  filler tokens (the rest of the document)
 ====================  ==============================================================
 """
 
@@ -25,9 +33,11 @@ import numpy as np
 import torch
 
 BOS_ID, PAD_ID, EOS_ID, UNK_ID, MASK_ID = 0, 1, 2, 3, 4
-MARK_OPEN_ID, MARK_CLOSE_ID = 5, 6
-DECOY_OPEN_ID, DECOY_CLOSE_ID = 7, 8
-FIRST_CONTENT_ID = 9
+MAX_NUMBERED_SPANS = 8
+MARK_OPEN_IDS = range(5, 5 + MAX_NUMBERED_SPANS)
+MARK_CLOSE_ID = 13
+DECOY_OPEN_ID, DECOY_CLOSE_ID = 14, 15
+FIRST_CONTENT_ID = 16
 
 
 def vocabulary_layout(vocab_size: int = 512, content_vocab_size: int = 64) -> dict[str, range | int]:
@@ -35,7 +45,7 @@ def vocabulary_layout(vocab_size: int = 512, content_vocab_size: int = 64) -> di
     first_filler = FIRST_CONTENT_ID + content_vocab_size
     return {
         "bos": BOS_ID, "pad": PAD_ID, "eos": EOS_ID, "unk": UNK_ID, "mask": MASK_ID,
-        "mark_open": MARK_OPEN_ID, "mark_close": MARK_CLOSE_ID,
+        "mark_open": MARK_OPEN_IDS, "mark_close": MARK_CLOSE_ID,
         "decoy_open": DECOY_OPEN_ID, "decoy_close": DECOY_CLOSE_ID,
         "content": range(FIRST_CONTENT_ID, first_filler), "filler": range(first_filler, vocab_size),
     }
@@ -50,15 +60,29 @@ def build_selection_dataset(
     vocab_size: int = 512,
     content_vocab_size: int = 64,
     min_doc_length: int | None = None,
+    numbered_marks: bool = True,
+    ordered_content: bool = True,
     seed: int = 0,
 ) -> datasets.Dataset:
-    """Build ``n_examples`` documents of ``doc_length`` tokens (uniform in [min_doc_length, doc_length]).
+    """Build ``n_examples`` documents of ``doc_length`` tokens (uniform in [min_doc_length, doc_length]);
+    ``numbered_marks`` and ``ordered_content``: see the module docstring.
 
     Columns: ``input_ids``, ``attention_mask``, ``labels`` (``bos`` + marked content in order + ``eos``),
     ``marked_positions`` (positions in ``input_ids`` of the marked content tokens, for ``selection_recall``)
     and ``distractor_positions`` (positions of the decoy content tokens). Same args + seed -> same data.
     """
     _check_args(n_examples, doc_length, n_spans, span_length, n_distractors, vocab_size, content_vocab_size)
+    if numbered_marks and n_spans > MAX_NUMBERED_SPANS:
+        raise ValueError(
+            f"n_spans={n_spans} exceeds the {MAX_NUMBERED_SPANS} numbered span openers: use n_spans <= "
+            f"{MAX_NUMBERED_SPANS} or numbered_marks=False."
+        )
+    slice_size = content_vocab_size // span_length if ordered_content else content_vocab_size
+    if slice_size < 1:
+        raise ValueError(
+            f"ordered_content needs content_vocab_size >= span_length, got {content_vocab_size} < "
+            f"{span_length}: raise content_vocab_size or pass ordered_content=False."
+        )
     min_length = doc_length if min_doc_length is None else min_doc_length
     needed = 2 + (n_spans + n_distractors) * (span_length + 2)
     if not needed <= min_length <= doc_length:
@@ -81,9 +105,12 @@ def build_selection_dataset(
         marked, decoys, target = [], [], []
         for gap, is_marked in zip(gaps[:-1], kinds, strict=True):
             ids.extend(rng.integers(filler.start, filler.stop, size=gap).tolist())
-            span = rng.integers(content.start, content.stop, size=span_length).tolist()
+            # token j of a span: from slice j of the content ids (ordered_content) or from all of them
+            firsts = content.start + (np.arange(span_length) * slice_size if ordered_content else 0)
+            span = (firsts + rng.integers(0, slice_size, size=span_length)).tolist()
             start = len(ids) + 1
-            ids.append(MARK_OPEN_ID if is_marked else DECOY_OPEN_ID)
+            opener = MARK_OPEN_IDS[len(target) // span_length if numbered_marks else 0]
+            ids.append(opener if is_marked else DECOY_OPEN_ID)
             ids.extend(span)
             ids.append(MARK_CLOSE_ID if is_marked else DECOY_CLOSE_ID)
             (marked if is_marked else decoys).extend(range(start, start + span_length))
@@ -139,7 +166,8 @@ def _check_args(
     if content_vocab_size < 1 or vocab_size < FIRST_CONTENT_ID + content_vocab_size + 1:
         raise ValueError(
             f"vocab_size={vocab_size} leaves no filler tokens: it must be at least "
-            f"{FIRST_CONTENT_ID + content_vocab_size + 1} (9 special ids + content_vocab_size + >= 1 filler)."
+            f"{FIRST_CONTENT_ID + content_vocab_size + 1} ({FIRST_CONTENT_ID} special ids + "
+            "content_vocab_size + >= 1 filler)."
         )
     needed = 2 + (n_spans + n_distractors) * (span_length + 2)
     if doc_length < needed:

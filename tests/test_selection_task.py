@@ -12,18 +12,18 @@ from pyramidion_hf.selection_task import (
     DECOY_OPEN_ID,
     EOS_ID,
     MARK_CLOSE_ID,
-    MARK_OPEN_ID,
+    MARK_OPEN_IDS,
     build_selection_dataset,
     selection_recall,
     vocabulary_layout,
 )
 
 
-def _spans(ids: list[int], open_id: int, close_id: int) -> list[tuple[int, list[int]]]:
-    """(start position of the content, content ids) of every open_id .. close_id span."""
+def _spans(ids: list[int], open_ids: range | tuple[int, ...], close_id: int) -> list[tuple[int, list[int]]]:
+    """(start position of the content, content ids) of every (one of open_ids) .. close_id span."""
     spans, start = [], None
     for i, tok in enumerate(ids):
-        if tok == open_id:
+        if tok in open_ids:
             assert start is None, "nested or unclosed span"
             start = i + 1
         elif tok == close_id:
@@ -61,29 +61,39 @@ def test_variable_lengths_within_bounds() -> None:
     assert all(len(m) == n for m, n in zip(ds["attention_mask"], lengths, strict=True))
 
 
-@pytest.mark.parametrize("n_distractors", [0, 5])
-def test_targets_are_the_marked_content_in_order(n_distractors: int) -> None:
+@pytest.mark.parametrize(
+    ("n_distractors", "numbered", "ordered"), [(0, True, True), (5, True, True), (5, False, False)]
+)
+def test_targets_are_the_marked_content_in_order(n_distractors: int, numbered: bool, ordered: bool) -> None:
     ds = build_selection_dataset(
         20, doc_length=256, n_spans=3, span_length=5, n_distractors=n_distractors, vocab_size=100,
-        content_vocab_size=20, seed=3,
+        content_vocab_size=20, numbered_marks=numbered, ordered_content=ordered, seed=3,
     )
+    content_start = vocabulary_layout(100, 20)["content"].start
+    slice_of = []  # which slice of 4 content ids each span token came from
     layout = vocabulary_layout(100, 20)
     for row in ds:
         ids = row["input_ids"]
-        marked = _spans(ids, MARK_OPEN_ID, MARK_CLOSE_ID)
+        marked = _spans(ids, MARK_OPEN_IDS, MARK_CLOSE_ID)
         assert len(marked) == 3 and all(len(content) == 5 for _, content in marked)
+        # the i-th marked span opens with the i-th numbered opener (all with the first when not numbered)
+        openers = [ids[start - 1] for start, _ in marked]
+        assert openers == ([*MARK_OPEN_IDS[:3]] if numbered else [MARK_OPEN_IDS[0]] * 3)
         assert row["labels"][1:-1] == [tok for _, content in marked for tok in content]
         assert row["marked_positions"] == [s + i for s, _ in marked for i in range(5)]
         assert row["labels"][1:-1] == [ids[p] for p in row["marked_positions"]]
-        decoys = _spans(ids, DECOY_OPEN_ID, DECOY_CLOSE_ID)
+        decoys = _spans(ids, (DECOY_OPEN_ID,), DECOY_CLOSE_ID)
+        slice_of += [[(tok - content_start) // 4 for tok in content] for _, content in marked + decoys]
         assert len(decoys) == n_distractors
         assert row["distractor_positions"] == [s + i for s, _ in decoys for i in range(5)]
         in_span = set(row["marked_positions"]) | set(row["distractor_positions"])
         for pos, tok in enumerate(ids):
             if pos in in_span:
                 assert tok in layout["content"]
-            elif tok not in (BOS_ID, EOS_ID, MARK_OPEN_ID, MARK_CLOSE_ID, DECOY_OPEN_ID, DECOY_CLOSE_ID):
+            elif tok not in (BOS_ID, EOS_ID, *MARK_OPEN_IDS, MARK_CLOSE_ID, DECOY_OPEN_ID, DECOY_CLOSE_ID):
                 assert tok in layout["filler"], (pos, tok)
+    # ordered content: token j of every span comes from slice j; otherwise the slices are mixed
+    assert all(slices == list(range(5)) for slices in slice_of) == ordered
 
 
 def test_distractors_are_never_targets() -> None:
@@ -123,7 +133,9 @@ def test_selection_recall_of_a_pooling_layer_on_the_task() -> None:
     ("kwargs", "match"),
     [
         ({"doc_length": 50}, "doc_length >= 82"),
-        ({"vocab_size": 60}, "at least 74"),
+        ({"vocab_size": 60}, "at least 81"),
+        ({"n_spans": 9, "span_length": 1, "n_distractors": 0}, "numbered_marks=False"),
+        ({"content_vocab_size": 4, "span_length": 5}, "ordered_content=False"),
         ({"n_spans": 0}, "n_spans >= 1"),
         ({"min_doc_length": 3000}, "must lie in"),
     ],
