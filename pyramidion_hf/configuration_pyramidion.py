@@ -46,7 +46,8 @@ class PyramidionConfig(PreTrainedConfig):
         pooled vector covering it) plus the hidden states just before the first pooling (Funnel-Transformer).
     decoder_position_embeddings (`str`): "none" (the paper), "sinusoidal" or "learned" (up to
         `max_target_positions`).
-    normalize_before (`bool`): pre-norm layers (with a final layer norm) instead of BART's post-norm.
+    normalize_before (`bool`): pre-norm layers (with a final layer norm) instead of BART's post-norm; the
+        pooling layers' scorers then read a layer-normalized copy of the (unnormalized) residual stream.
     """
 
     model_type = "pyramidion"

@@ -483,6 +483,7 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
                     sort=config.topk_sort,
                     weighting=config.topk_weighting,
                     embedding_index=config.scorer_embedding_index,
+                    normalize_scorer_input=config.normalize_before,
                 )
                 for i in config.pooling_layers
             }

@@ -11,6 +11,11 @@ Scorers (``SCORERS``):
 - ``index``: 1 on the first token of every window of ceil(n/k) tokens (= every (n//k)-th token when k divides
   n), else 0, with n the sequence's real length; the windows are those of ``mean``/``max``.
 - ``mean`` / ``max``: strided pooling over windows of ceil(n/k) real tokens (window = stride), no top-k.
+
+``normalize_scorer_input``: ``linear``, ``nonlinear`` and ``embedding`` score a layer-normalized (no affine)
+copy of the vectors; the kept vectors themselves are not normalized. Pre-norm encoders set it: their residual
+stream grows in scale (RMS ~2.5 at init in the selection ablation's model), which would saturate the
+nonlinear scorer's tanh and make every pair weight hard at small temperatures.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import math
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .topk import TOPK_OPERATORS, TopKOutput
@@ -63,6 +69,7 @@ class RepresentationPooling(nn.Module):
         sort: bool = True,
         weighting: str = "sigmoid",
         embedding_index: int = 0,
+        normalize_scorer_input: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(d_model, int) or d_model < 1:
@@ -90,6 +97,7 @@ class RepresentationPooling(nn.Module):
         self.sort = sort
         self.weighting = weighting
         self.embedding_index = embedding_index
+        self.normalize_scorer_input = normalize_scorer_input
         if scorer == "linear":
             self.score_proj = nn.Linear(d_model, 1)
         elif scorer == "nonlinear":
@@ -123,6 +131,8 @@ class RepresentationPooling(nn.Module):
 
     def extra_repr(self) -> str:
         opts = f"d_model={self.d_model}, k={self.k}, scorer={self.scorer!r}"
+        if self.normalize_scorer_input and self.scorer in ("linear", "nonlinear", "embedding"):
+            opts += ", normalize_scorer_input=True"
         if self.uses_topk:
             opts += f", topk={self.topk!r}"
             if self.topk in ("successive_halving", "iterative"):
@@ -135,16 +145,17 @@ class RepresentationPooling(nn.Module):
         self, hidden: Tensor, mask: Tensor | None = None, attention_received: Tensor | None = None
     ) -> Tensor:
         """Scores (B, n) for hidden (B, n, d) and mask (B, n) bool (None = all real); none for mean/max."""
+        features = F.layer_norm(hidden, (self.d_model,)) if self.normalize_scorer_input else hidden
         if self.scorer == "linear":
-            return self.score_proj(hidden).squeeze(-1)
+            return self.score_proj(features).squeeze(-1)
         if self.scorer == "nonlinear":
-            return self.score_proj(torch.tanh(self.dense(hidden))).squeeze(-1)
+            return self.score_proj(torch.tanh(self.dense(features))).squeeze(-1)
         if self.scorer == "power":
             if attention_received is None:
                 raise ValueError(_NEEDS_ATTENTION)
             return attention_received.to(hidden.dtype)
         if self.scorer == "embedding":
-            return hidden[..., self.embedding_index]
+            return features[..., self.embedding_index]
         if self.scorer == "random":
             return torch.rand(hidden.shape[:2], device=hidden.device, dtype=hidden.dtype)
         if self.scorer == "index":

@@ -120,6 +120,16 @@ def test_config_round_trip_keeps_every_field(tmp_path):
     assert {**loaded.to_dict(), "_name_or_path": ""} == {**config.to_dict(), "_name_or_path": ""}
 
 
+@pytest.mark.parametrize("pre_norm", [False, True])
+def test_pre_norm_encoders_score_a_normalized_residual_stream(pre_norm: bool):
+    """Pre-norm layers leave the residual stream unnormalized: the pooling layers' scorers then read a
+    layer-normalized copy (post-norm layers already output normalized vectors)."""
+    config = tiny_config(encoder_lengths=[32, 16, 8], normalize_before=pre_norm)
+    model = PyramidionForConditionalGeneration(config)
+    pooling = list(model.model.encoder.pooling.values())
+    assert len(pooling) == 3 and all(p.normalize_scorer_input == pre_norm for p in pooling)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Forward semantics
 # ------------------------------------------------------------------------------------------------------------

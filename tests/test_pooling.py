@@ -9,6 +9,7 @@ import tempfile
 import pytest
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 
 from pyramidion_hf.pooling import SCORERS, PoolingOutput, RepresentationPooling
@@ -324,6 +325,34 @@ def test_initial_scores_are_spread_but_soft() -> None:
         w = out.weights[out.mask]
         # a soft tournament: clear winners on average, but no output is already one-hot
         assert 0.65 < w.mean().item() < 0.9 and w.max().item() < 0.9999, scorer
+
+
+@pytest.mark.parametrize("scorer", ["linear", "nonlinear", "embedding"])
+def test_normalized_scorer_input_ignores_the_residual_scale(scorer: str) -> None:
+    """Pre-norm residual streams grow in scale: with normalize_scorer_input the scores see a unit-scale
+    (layer-normalized) copy, so a 10x larger stream gives the same scores, as soft as at init, while the kept
+    vectors stay the unnormalized inputs."""
+    torch.manual_seed(0)
+    hidden = _layer_norm_hidden(4, 64, 64, seed=13) * 2.5 + 0.3
+    module = RepresentationPooling(64, 32, scorer=scorer, normalize_scorer_input=True)
+    mask = torch.ones(4, 64, dtype=torch.bool)
+    scores = module.score(hidden, mask)
+    torch.testing.assert_close(module.score(hidden * 10, mask), scores, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(scores, module.score(F.layer_norm(hidden, (64,)), mask), atol=1e-5, rtol=1e-5)
+    raw = RepresentationPooling(64, 32, scorer=scorer)
+    raw.load_state_dict(module.state_dict())  # same parameters: the flag adds none
+    if scorer == "linear":
+        assert 0.6 < scores.std().item() < 1.6
+        assert raw.score(hidden, mask).std().item() > 2 * scores.std().item()
+    if scorer == "nonlinear":  # the raw stream saturates tanh
+        def saturated(x: torch.Tensor) -> float:
+            return (module.dense(x).abs() > 2).float().mean().item()
+
+        assert saturated(hidden) > 3 * saturated(F.layer_norm(hidden, (64,)))
+    out = module(hidden)
+    kept = hidden.gather(1, out.indices[..., None].expand(-1, -1, 64))
+    assert (out.hidden - kept).abs().mean() < 0.5 * kept.abs().mean()  # outputs in the input's scale
+    assert "normalize_scorer_input=True" in repr(module)
 
 
 @pytest.mark.parametrize(
