@@ -40,7 +40,7 @@ bench-models: install
 
 # The scorer / top-k ablation on the selection task (paper Table 4): 11 configurations x 3 seeds.
 bench-selection: install
-	$(PY) benchmarks/selection_ablation.py
+	$(PY) benchmarks/selection_ablation.py --jobs 2
 
 demo: install
 	$(PY) examples/demo.py

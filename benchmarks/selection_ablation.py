@@ -1,28 +1,25 @@
 """The scorer / top-k ablation of the paper's Table 4 on the selection task, trainable on this CPU.
 
-    python benchmarks/selection_ablation.py                # 11 configurations x 3 seeds (~2 h, 2 cores)
-    python benchmarks/selection_ablation.py --configs linear/successive_halving --seeds 0    # one run, ~4 min
+    python benchmarks/selection_ablation.py --jobs 2       # 11 configurations x 3 seeds (~70 min, 2 cores)
+    python benchmarks/selection_ablation.py --configs linear/successive_halving --seeds 0    # one run, ~3 min
     python benchmarks/selection_ablation.py --quick        # tiny sizes (seconds), checks that it works
 
-Status: the recipe does not converge yet. With these defaults (2000 steps, ~4 min a run) the Blockwise
-reference reaches 32 % token accuracy and linear successive halving 37 % with a selection recall of 0.22
-(chance 0.0625), both still learning when the schedule ends; results/selection_ablation.md holds one seed of
-every configuration.
-
 Task (`pyramidion_hf.selection_task`): documents of 2048 filler tokens holding 2 marked spans and 2 look-alike
-decoy spans of 2 content tokens each (16 content ids); the target is the 4 marked content tokens in order.
-Model: the same Transpooler for every configuration (2 blockwise encoder layers, blocks of 128, pooling 2048
+decoy spans of 3 content tokens each; the marked spans are numbered (the i-th opens with marker i) and token j
+of every span comes from slice j of the 16 content ids; the target is the 6 marked content tokens in order.
+Model: the same Transpooler for every configuration (2 blockwise encoder layers, blocks of 32, pooling 2048
 -> 128 after the second layer, 2 decoder layers, d=32, 4 heads, pre-norm), trained from scratch with AdamW for
 a fixed number of steps of 8 fresh documents (equal budget); training documents have 64 to 2048 tokens and
 come shortest first (a length curriculum: the copy is learned on short documents, where it is fast; the
-encoder skips the padding columns, so short batches are cheap), evaluation documents have 2048. The Blockwise
-reference is the same model without pooling (the decoder reads all 2048 vectors). Configurations: every scorer
-with successive-halving top-k, and the linear scorer with each top-k operator (hard top-k passes no gradient
-to the scorer). Per (configuration, seed), on held-out documents: exact match and token accuracy of greedy
-generation, and the selection recall of the marked content positions in ``encoder_pooling_indices``. Results
-are appended to ``selection_ablation.json`` as each run ends (an interrupted run resumes where it stopped);
-the report, ``selection_ablation.md``, keeps any text under its "## Discussion" heading when it is rewritten,
-and ``selection_ablation.png`` plots the table.
+encoder skips the padding columns, so short batches are cheap), evaluation documents have 2048. Top-k
+temperature 0.1: each kept vector is (nearly) one token, so the scorer must keep the content itself rather
+than a soft blend of its neighbours. The Blockwise reference is the same model without pooling (the decoder
+reads all 2048 vectors). Configurations: every scorer with successive-halving top-k, and the linear scorer
+with each top-k operator (hard top-k passes no gradient to the scorer). Per (configuration, seed), on held-out
+documents: exact match and token accuracy of greedy generation, and the selection recall of the marked
+content positions in ``encoder_pooling_indices``. Results are appended to ``selection_ablation.json`` as each
+run ends (an interrupted run resumes where it stopped); the report, ``selection_ablation.md``, keeps any text
+under its "## Discussion" heading when it is rewritten, and ``selection_ablation.png`` plots the table.
 """
 
 from __future__ import annotations
@@ -31,11 +28,13 @@ import argparse
 import dataclasses
 import json
 import math
+import multiprocessing
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +62,12 @@ class Recipe:
 
     doc_length: int = 2048
     pooled_length: int = 128
-    block_size: int = 128
+    block_size: int = 32
     n_spans: int = 2
-    span_length: int = 2
+    span_length: int = 3
     n_distractors: int = 2
+    numbered_marks: bool = True  # the i-th marked span opens with the i-th numbered marker
+    ordered_content: bool = True  # token j of a span comes from slice j of the content ids
     train_min_length: int | None = 64  # training documents: uniform in [this, doc_length], shortest first
     vocab_size: int = 128
     content_vocab_size: int = 16
@@ -80,6 +81,7 @@ class Recipe:
     warmup_steps: int = 100
     eval_examples: int = 128
     topk_weighting: str = "sigmoid"  # the config's pairwise weighting of successive halving
+    topk_temperature: float = 0.1  # the config's top-k temperature (lower: kept vectors nearer one token)
 
 
 QUICK = Recipe(doc_length=256, pooled_length=16, block_size=64, d_model=32, ffn=64, decoder_layers=1,
@@ -116,6 +118,7 @@ def model_config(name: str, recipe: Recipe) -> PyramidionConfig:
         normalize_before=True,
         max_target_positions=recipe.n_spans * recipe.span_length + 2,
         topk_weighting=recipe.topk_weighting,
+        topk_temperature=recipe.topk_temperature,
         **extra,
     )
 
@@ -126,7 +129,8 @@ def task_data(recipe: Recipe, n_examples: int, seed: int, min_length: int | None
     data = build_selection_dataset(
         n_examples, doc_length=recipe.doc_length, n_spans=recipe.n_spans, span_length=recipe.span_length,
         n_distractors=recipe.n_distractors, vocab_size=recipe.vocab_size,
-        content_vocab_size=recipe.content_vocab_size, min_doc_length=min_length, seed=seed,
+        content_vocab_size=recipe.content_vocab_size, min_doc_length=min_length,
+        numbered_marks=recipe.numbered_marks, ordered_content=recipe.ordered_content, seed=seed,
     )  # fmt: skip
     ids = torch.full((n_examples, recipe.doc_length), PAD_ID)
     mask = torch.zeros(n_examples, recipe.doc_length, dtype=torch.long)
@@ -183,17 +187,19 @@ def evaluate(model: PyramidionForConditionalGeneration, recipe: Recipe, seed: in
     exact = correct = 0
     kept: list[list[int]] = []
     for start in range(0, len(target), recipe.batch_size):
-        ids = data["input_ids"][start : start + recipe.batch_size]
-        labels = target[start : start + recipe.batch_size]
+        rows = slice(start, start + recipe.batch_size)
+        labels, mask = target[rows], data["attention_mask"][rows]
+        encoded = model.get_encoder()(input_ids=data["input_ids"][rows], attention_mask=mask)
         out = model.generate(
-            input_ids=ids, max_new_tokens=labels.shape[1], min_new_tokens=labels.shape[1], do_sample=False,
-            num_beams=1,
+            encoder_outputs=encoded, attention_mask=mask, max_new_tokens=labels.shape[1],
+            min_new_tokens=labels.shape[1], do_sample=False, num_beams=1,
         )[:, 1 : 1 + labels.shape[1]]  # fmt: skip
-        exact += int((out == labels).all(dim=1).sum())
-        correct += int((out[:, 1:-1] == labels[:, 1:-1]).sum())
-        pooling = model.get_encoder()(input_ids=ids).pooling_indices
-        if pooling:
-            kept.extend(pooling[-1].tolist())
+        # generation is forced to the target's length, so eos never comes: score the content positions
+        hits = out[:, 1:-1] == labels[:, 1:-1]
+        exact += int(hits.all(dim=1).sum())
+        correct += int(hits.sum())
+        if encoded.pooling_indices:
+            kept.extend(encoded.pooling_indices[-1].tolist())
     # mean/max pooling keeps every token inside some window: "survived" has no meaning there
     strided = model.config.scorer in STRIDED_SCORERS
     return {
@@ -261,19 +267,24 @@ def report(rows: list[dict[str, Any]], recipe: Recipe, env: dict[str, Any], comm
         "# Selection task: scorer and top-k ablation (paper Table 4)",
         "",
         f"Generated by `{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}) on "
-        f"{env['cpu']}, torch {env['torch']}, {env['threads']} threads. Seeds per configuration: "
+        f"{env['cpu']}, torch {env['torch']}, "
+        + (f"{env['jobs']} runs at once, 1 thread each" if env["jobs"] > 1 else f"{env['threads']} threads")
+        + f". Seeds per configuration: "
         f"{max((r['seeds'] for r in rows), default=0)}; values are mean ± std over seeds.",
         "",
         f"Task: documents of {recipe.doc_length} tokens with {recipe.n_spans} marked and "
-        f"{recipe.n_distractors} decoy spans of {recipe.span_length} content tokens; target: the "
-        f"{recipe.n_spans * recipe.span_length} marked content tokens in order. Model: Transpooler "
-        f"{recipe.doc_length} -> {recipe.pooled_length} (2 blockwise encoder layers, blocks of "
+        f"{recipe.n_distractors} decoy spans of {recipe.span_length} content tokens"
+        f"{' (marked spans numbered)' if recipe.numbered_marks else ''}"
+        f"{'; token j of a span comes from slice j of the content ids' if recipe.ordered_content else ''}"
+        f"; target: the {recipe.n_spans * recipe.span_length} marked content tokens in order. Model: "
+        f"Transpooler {recipe.doc_length} -> {recipe.pooled_length} (2 blockwise encoder layers, blocks of "
         f"{recipe.block_size}, pooling after the second, {recipe.decoder_layers} decoder layer(s), "
         f"d={recipe.d_model}), {recipe.steps} AdamW steps of {recipe.batch_size} fresh documents "
-        f"(lr {recipe.lr:g}{curriculum}), evaluated on {recipe.eval_examples} held-out documents of "
+        f"(lr {recipe.lr:g}{curriculum}; top-k temperature {recipe.topk_temperature:g}, "
+        f"{recipe.topk_weighting} pair weights), evaluated on {recipe.eval_examples} held-out documents of "
         f"{recipe.doc_length} tokens. Token accuracy: greedy output vs target at each content position; "
-        "exact match: the whole target; selection **recall**: fraction of marked content positions among the "
-        "pooled vectors' document positions (`encoder_pooling_indices`; chance = "
+        "exact match: every content token right; selection **recall**: fraction of marked content positions "
+        "among the pooled vectors' document positions (`encoder_pooling_indices`; chance = "
         f"{recipe.pooled_length / recipe.doc_length:.3f}); '-' where nothing is selected: no pooling "
         "(Blockwise) or window pooling (mean/max, where every token enters a window). Hard top-k passes no "
         "gradient to the scorer.",
@@ -315,7 +326,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10, 4.2))
+    fig, ax = plt.subplots(figsize=(12, 4.4))
     x = range(len(rows))
     width = 0.4
     bars = ((-width / 2, "token_accuracy", "token accuracy"), (width / 2, "recall", "recall"))
@@ -323,11 +334,12 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         values = [0.0 if math.isnan(r[key]) else r[key] for r in rows]
         errors = [r[f"{key}_std"] for r in rows]
         ax.bar([i + offset for i in x], values, width, yerr=errors, capsize=3, label=label)
-    ax.set_xticks(list(x), [_label(r["config"]).replace(" / ", "\n") for r in rows], fontsize=8)
+    names = [_label(r["config"]).replace(" / ", "\n").replace(" (", "\n(") for r in rows]
+    ax.set_xticks(list(x), [n.replace("successive halving", "succ. halving") for n in names], fontsize=7)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("fraction (held-out documents)")
     ax.set_title("Selection task: Transpooler 2048 -> 128 by scorer / top-k (mean ± std over seeds)")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -345,9 +357,12 @@ def environment() -> dict[str, Any]:
 
 def run(
     names: list[str], seeds: list[int], recipe: Recipe, out: Path, command: str,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = print, jobs: int = 1,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Run every (configuration, seed) not already in out/selection_ablation.json, then write the report."""
+    """Run every (configuration, seed) not already in out/selection_ablation.json, then write the report.
+
+    jobs > 1 trains that many runs at once in worker processes of one thread each (these tiny models use a
+    core better that way); each result is stored as soon as its run ends."""
     out.mkdir(parents=True, exist_ok=True)
     store = out / "selection_ablation.json"
     saved = json.loads(store.read_text()) if store.exists() else {}
@@ -357,18 +372,28 @@ def run(
         )
     runs: list[dict[str, Any]] = saved.get("runs", [])
     done = {(r["config"], r["seed"]) for r in runs}
-    for seed in seeds:  # seed-major: a partial run still covers every configuration
-        for name in names:
-            if (name, seed) in done:
-                continue
-            result = run_one(name, seed, recipe)
-            runs.append(result)
-            log(
-                f"{name:32s} seed {seed}: token acc {result['token_accuracy']:.3f} exact "
-                f"{result['exact_match']:.3f} recall {result['recall']:.3f} ({result['train_s']:.0f} s)"
-            )
-            store.write_text(json.dumps({"recipe": dataclasses.asdict(recipe), "runs": runs}, indent=1))
-    env = environment()
+    # seed-major: a partial run still covers every configuration
+    todo = [(name, seed) for seed in seeds for name in names if (name, seed) not in done]
+
+    def record(result: dict[str, Any]) -> None:
+        runs.append({**result, "jobs": jobs})
+        log(
+            f"{result['config']:32s} seed {result['seed']}: token acc {result['token_accuracy']:.3f} exact "
+            f"{result['exact_match']:.3f} recall {result['recall']:.3f} ({result['train_s']:.0f} s)"
+        )
+        store.write_text(json.dumps({"recipe": dataclasses.asdict(recipe), "runs": runs}, indent=1))
+
+    if jobs == 1:
+        for name, seed in todo:
+            record(run_one(name, seed, recipe))
+    else:
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads, initargs=(1,))
+        with pool:
+            futures = [pool.submit(run_one, name, seed, recipe) for name, seed in todo]
+            for future in as_completed(futures):
+                record(future.result())
+    env = {**environment(), "jobs": jobs}
     rows = summarize(runs, configurations())
     md = out / "selection_ablation.md"
     md.write_text(report(rows, recipe, env, command, md.read_text() if md.exists() else ""))
@@ -385,6 +410,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, help="training steps per run (default: the recipe's)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 6 steps: checks that it works")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="runs trained at once, one thread each (2 on a 2-core machine)"
+    )
     args = parser.parse_args(argv)
     names = args.configs.split(",") if args.configs else configurations()
     unknown = [n for n in names if n not in configurations()]
@@ -399,7 +427,9 @@ def main(argv: list[str] | None = None) -> None:
     command = "python benchmarks/selection_ablation.py " + " ".join(
         argv if argv is not None else sys.argv[1:]
     )
-    run(names, seeds, recipe, args.out, command.strip())
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be >= 1, got {args.jobs}")
+    run(names, seeds, recipe, args.out, command.strip(), jobs=args.jobs)
     print(f"wrote selection_ablation.md/.json/.png to {args.out}")
 
 

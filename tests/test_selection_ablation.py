@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from pyramidion_hf.selection_task import MARK_OPEN_IDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import selection_ablation as sa  # noqa: E402
@@ -65,3 +68,48 @@ def test_run_writes_table_plot_and_resumes(tmp_path, monkeypatch):
 def test_unknown_configuration_is_refused():
     with pytest.raises(SystemExit, match="unknown configuration"):
         sa.main(["--configs", "linear/sorted", "--quick"])
+
+
+def test_parallel_jobs_store_every_run(tmp_path):
+    """--jobs 2 trains in two one-thread worker processes; every run lands in the store and the report."""
+    names = ["linear/successive_halving", "blockwise"]
+    rows = sa.run(names, [0, 1], sa.QUICK, tmp_path, "test", log=lambda _: None, jobs=2)
+    assert {(r["config"], r["seeds"]) for r in rows} == {(n, 2) for n in names}
+    stored = json.loads((tmp_path / "selection_ablation.json").read_text())["runs"]
+    assert sorted((r["config"], r["seed"]) for r in stored) == sorted((n, s) for n in names for s in (0, 1))
+    assert all(r["jobs"] == 2 and r["train_s"] > 0 for r in stored)
+    assert "2 runs at once, 1 thread each" in (tmp_path / "selection_ablation.md").read_text()
+
+
+def test_numbered_marks_reach_the_task_data():
+    plain = sa.task_data(dataclasses.replace(sa.QUICK, numbered_marks=False), 4, seed=0)
+    numbered = sa.task_data(sa.QUICK, 4, seed=0)
+    second_opener = MARK_OPEN_IDS[1]  # only numbered documents use it
+    assert (numbered["input_ids"] == second_opener).sum() == 4 * (sa.QUICK.n_spans - 1)
+    assert (plain["input_ids"] == second_opener).sum() == 0
+
+
+def test_evaluate_scores_a_perfect_copy_as_exact():
+    """A model that outputs the target (bos, content, then anything: eos is never reached) scores 1.0."""
+    recipe, seed = sa.QUICK, 0
+    model = sa.PyramidionForConditionalGeneration(sa.model_config("linear/successive_halving", recipe))
+    labels = sa.task_data(recipe, recipe.eval_examples, 20_000 + seed)["labels"]
+    batches = iter(labels.split(recipe.batch_size))
+
+    def perfect_generate(**kwargs):
+        target = next(batches)
+        start = torch.full((len(target), 1), model.config.decoder_start_token_id)
+        # the last token is wrong, like the eos that forced-length generation never emits
+        return torch.cat([start, target[:, :-1], target[:, :1]], dim=1)
+
+    model.generate = perfect_generate
+    metrics = sa.evaluate(model, recipe, seed)
+    assert metrics["exact_match"] == 1.0 and metrics["token_accuracy"] == 1.0
+    assert 0.0 <= metrics["recall"] <= 1.0
+
+
+@pytest.mark.slow
+def test_default_recipe_learns_to_select():
+    """The full recipe (~3 min): linear successive halving copies the marked spans and keeps their tokens."""
+    result = sa.run_one("linear/successive_halving", 0, sa.Recipe())
+    assert result["token_accuracy"] > 0.9 and result["recall"] > 0.9, result
