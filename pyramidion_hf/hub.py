@@ -353,13 +353,17 @@ def _cell(value: float, low: float | None, high: float | None) -> str:
 
 
 def _benchmark_sections(benchmarks_dir: Path | None) -> list[dict[str, str]]:
-    """The heading and first Markdown table of every committed `benchmarks/results/*.md` file."""
+    """The heading and first Markdown table of every committed `benchmarks/results/**/*.md` file (a run kept
+    in a subfolder, e.g. `paper_8k/`, is named after it)."""
     if benchmarks_dir is None or not Path(benchmarks_dir).is_dir():
         return []
     sections = []
-    for path in sorted(Path(benchmarks_dir).glob("*.md")):
+    for path in sorted(Path(benchmarks_dir).rglob("*.md")):
+        relative = path.relative_to(benchmarks_dir)
         lines = path.read_text(encoding="utf-8").splitlines()
         title = next((ln.lstrip("#").strip() for ln in lines if ln.startswith("#")), path.stem)
+        if len(relative.parts) > 1:
+            title = f"{title} [{relative.parent.as_posix()}]"
         table: list[str] = []
         for line in lines:
             if line.lstrip().startswith("|"):
@@ -367,9 +371,8 @@ def _benchmark_sections(benchmarks_dir: Path | None) -> list[dict[str, str]]:
             elif table:
                 break
         if len(table) >= 3:
-            sections.append(
-                {"title": title, "source": f"benchmarks/results/{path.name}", "table": "\n".join(table)}
-            )
+            source = f"benchmarks/results/{relative.as_posix()}"
+            sections.append({"title": title, "source": source, "table": "\n".join(table)})
     return sections
 
 

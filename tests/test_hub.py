@@ -400,12 +400,17 @@ def test_render_model_card_without_metrics_and_with_benchmarks(tmp_path):
         "| blockwise | 9.9 |\n"
         "| deep-pyramidion | 2.2 |\n\nafter\n"
     )
+    (bench / "paper_8k").mkdir()
+    (bench / "paper_8k" / "models.md").write_text("# Models\n\n| model | s |\n|---|---|\n| deep | 57 |\n")
     card_text = render_model_card(tiny_config(), benchmarks_dir=bench, widget_text="A document. " * 50)
     card = ModelCard(card_text)
     assert card.data.eval_results is None and "model-index" not in card.data.to_dict()
     assert "has not been evaluated" in card.text
     assert "**Generation time, 8k input** (`benchmarks/results/generation_time.md`)" in card.text
     assert "| deep-pyramidion | 2.2 |" in card.text and "No speed benchmark" not in card.text
+    # a run kept in a subfolder is named after it
+    assert "**Models [paper_8k]** (`benchmarks/results/paper_8k/models.md`)" in card.text
+    assert "| deep | 57 |" in card.text
     assert card.data.widget == [{"text": "A document. " * 50, "example_title": "Document"}]
     empty = tmp_path / "empty"
     empty.mkdir()
