@@ -1,6 +1,6 @@
 """The scorer / top-k ablation of the paper's Table 4 on the selection task, trainable on this CPU.
 
-    python benchmarks/selection_ablation.py --jobs 2       # 11 configurations x 3 seeds (~70 min, 2 cores)
+    python benchmarks/selection_ablation.py --jobs 2       # 11 configurations x 3 seeds (~55 min, 2 cores)
     python benchmarks/selection_ablation.py --configs linear/successive_halving --seeds 0    # one run, ~3 min
     python benchmarks/selection_ablation.py --quick        # tiny sizes (seconds), checks that it works
 
