@@ -12,10 +12,10 @@ Scorers (``SCORERS``):
   n), else 0, with n the sequence's real length; the windows are those of ``mean``/``max``.
 - ``mean`` / ``max``: strided pooling over windows of ceil(n/k) real tokens (window = stride), no top-k.
 
-``normalize_scorer_input``: ``linear``, ``nonlinear`` and ``embedding`` score a layer-normalized (no affine)
-copy of the vectors; the kept vectors themselves are not normalized. Pre-norm encoders set it: their residual
-stream grows in scale (RMS ~2.5 at init in the selection ablation's model), which would saturate the
-nonlinear scorer's tanh and make every pair weight hard at small temperatures.
+``normalize_scorer_input``: the ``FEATURE_SCORERS`` (``linear``, ``nonlinear``, ``embedding``) score a
+layer-normalized (no affine) copy of the vectors; the kept vectors themselves are not normalized. Pre-norm
+encoders set it: their residual stream grows in scale (RMS ~2.5 at init in the selection ablation's model),
+which would saturate the nonlinear scorer's tanh and make every pair weight hard at small temperatures.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from .topk import TOPK_OPERATORS, TopKOutput
 
 SCORERS = ("linear", "nonlinear", "power", "embedding", "random", "index", "mean", "max")
 STRIDED_SCORERS = ("mean", "max")
+FEATURE_SCORERS = ("linear", "nonlinear", "embedding")  # the scorers that read the vectors themselves
 WEIGHTINGS = ("sigmoid", "peaked")
 _NEEDS_ATTENTION = (
     "scorer='power' needs attention_received (B, n): the attention probabilities each token received in the "
@@ -131,7 +132,7 @@ class RepresentationPooling(nn.Module):
 
     def extra_repr(self) -> str:
         opts = f"d_model={self.d_model}, k={self.k}, scorer={self.scorer!r}"
-        if self.normalize_scorer_input and self.scorer in ("linear", "nonlinear", "embedding"):
+        if self.normalize_scorer_input and self.scorer in FEATURE_SCORERS:
             opts += ", normalize_scorer_input=True"
         if self.uses_topk:
             opts += f", topk={self.topk!r}"
@@ -145,7 +146,8 @@ class RepresentationPooling(nn.Module):
         self, hidden: Tensor, mask: Tensor | None = None, attention_received: Tensor | None = None
     ) -> Tensor:
         """Scores (B, n) for hidden (B, n, d) and mask (B, n) bool (None = all real); none for mean/max."""
-        features = F.layer_norm(hidden, (self.d_model,)) if self.normalize_scorer_input else hidden
+        normalize = self.normalize_scorer_input and self.scorer in FEATURE_SCORERS
+        features = F.layer_norm(hidden, (self.d_model,)) if normalize else hidden
         if self.scorer == "linear":
             return self.score_proj(features).squeeze(-1)
         if self.scorer == "nonlinear":
