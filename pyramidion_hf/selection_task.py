@@ -71,20 +71,12 @@ def build_selection_dataset(
     ``marked_positions`` (positions in ``input_ids`` of the marked content tokens, for ``selection_recall``)
     and ``distractor_positions`` (positions of the decoy content tokens). Same args + seed -> same data.
     """
-    _check_args(n_examples, doc_length, n_spans, span_length, n_distractors, vocab_size, content_vocab_size)
-    if numbered_marks and n_spans > MAX_NUMBERED_SPANS:
-        raise ValueError(
-            f"n_spans={n_spans} exceeds the {MAX_NUMBERED_SPANS} numbered span openers: use n_spans <= "
-            f"{MAX_NUMBERED_SPANS} or numbered_marks=False."
-        )
+    needed = _check_args(
+        n_examples, doc_length, n_spans, span_length, n_distractors, vocab_size, content_vocab_size,
+        numbered_marks, ordered_content,
+    )  # fmt: skip
     slice_size = content_vocab_size // span_length if ordered_content else content_vocab_size
-    if slice_size < 1:
-        raise ValueError(
-            f"ordered_content needs content_vocab_size >= span_length, got {content_vocab_size} < "
-            f"{span_length}: raise content_vocab_size or pass ordered_content=False."
-        )
     min_length = doc_length if min_doc_length is None else min_doc_length
-    needed = 2 + (n_spans + n_distractors) * (span_length + 2)
     if not needed <= min_length <= doc_length:
         raise ValueError(
             f"min_doc_length={min_doc_length} must lie in [{needed}, doc_length={doc_length}] "
@@ -154,8 +146,9 @@ def selection_recall(
 
 def _check_args(
     n_examples: int, doc_length: int, n_spans: int, span_length: int, n_distractors: int, vocab_size: int,
-    content_vocab_size: int,
-) -> None:
+    content_vocab_size: int, numbered_marks: bool, ordered_content: bool,
+) -> int:
+    """Raise on arguments no document can satisfy; return the tokens a document needs (bos, eos, spans)."""
     if n_examples < 0:
         raise ValueError(f"n_examples must be >= 0, got {n_examples}.")
     if n_spans < 1 or span_length < 1 or n_distractors < 0:
@@ -175,3 +168,14 @@ def _check_args(
             f"doc_length={doc_length} cannot hold bos, eos and {n_spans + n_distractors} spans of "
             f"{span_length}+2 tokens: use doc_length >= {needed} or fewer/shorter spans."
         )
+    if numbered_marks and n_spans > MAX_NUMBERED_SPANS:
+        raise ValueError(
+            f"n_spans={n_spans} exceeds the {MAX_NUMBERED_SPANS} numbered span openers: use n_spans <= "
+            f"{MAX_NUMBERED_SPANS} or numbered_marks=False."
+        )
+    if ordered_content and content_vocab_size < span_length:
+        raise ValueError(
+            f"ordered_content needs content_vocab_size >= span_length, got {content_vocab_size} < "
+            f"{span_length}: raise content_vocab_size or pass ordered_content=False."
+        )
+    return needed
