@@ -79,6 +79,9 @@ def test_parallel_jobs_store_every_run(tmp_path):
     assert sorted((r["config"], r["seed"]) for r in stored) == sorted((n, s) for n in names for s in (0, 1))
     assert all(r["jobs"] == 2 and r["train_s"] > 0 for r in stored)
     assert "2 runs at once, 1 thread each" in (tmp_path / "selection_ablation.md").read_text()
+    # rewriting the report from a one-job call still describes how the stored runs were trained
+    sa.run(names, [0, 1], sa.QUICK, tmp_path, "test", log=lambda _: None)
+    assert "2 runs at once, 1 thread each" in (tmp_path / "selection_ablation.md").read_text()
 
 
 def test_numbered_marks_reach_the_task_data():
