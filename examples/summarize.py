@@ -16,7 +16,7 @@ from pathlib import Path
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from pyramidion_hf import SummarizationPipeline
-from pyramidion_hf.metrics import split_sentences
+from pyramidion_hf.training.metrics import split_sentences
 
 
 def load_pipeline(model_dir: str | Path, device: str | None = None) -> SummarizationPipeline:

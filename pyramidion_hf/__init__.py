@@ -5,8 +5,8 @@ Importing the package registers the model family with AutoConfig, AutoModel and 
 
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
-from .configuration_pyramidion import PyramidionConfig
-from .modeling_pyramidion import (
+from .modeling.configuration_pyramidion import PyramidionConfig
+from .modeling.modeling_pyramidion import (
     PyramidionEncoderOutput,
     PyramidionForConditionalGeneration,
     PyramidionModel,
@@ -14,7 +14,7 @@ from .modeling_pyramidion import (
     PyramidionSeq2SeqLMOutput,
     PyramidionSeq2SeqModelOutput,
 )
-from .pipeline_summarization import SummarizationPipeline
+from .modeling.pipeline_summarization import SummarizationPipeline
 
 AutoConfig.register(PyramidionConfig.model_type, PyramidionConfig, exist_ok=True)
 AutoModel.register(PyramidionConfig, PyramidionModel, exist_ok=True)

@@ -48,7 +48,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .configuration_pyramidion import PyramidionConfig
+    from .modeling.configuration_pyramidion import PyramidionConfig
 
 __all__ = [
     "ComplexityReport",

@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from .configuration_pyramidion import PyramidionConfig
+from .modeling.configuration_pyramidion import PyramidionConfig
 
 __all__ = ["Preset", "describe_preset", "get_preset", "list_presets", "preset_info"]
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from aclsum import ACLSum
 
-from pyramidion_hf.data import (
+from pyramidion_hf.training.data import (
     LEAK_MIN_WORDS,
     DataReport,
     load_aclsum,
@@ -18,7 +18,7 @@ from pyramidion_hf.data import (
     prepare_features,
     strip_abstract,
 )
-from pyramidion_hf.tokenizer import train_tokenizer
+from pyramidion_hf.training.tokenizer import train_tokenizer
 
 
 def _normalised(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Tests for pyramidion_hf.explain: which tokens survive each pooling layer; terminal/HTML views; the CLI."""
+"""Tests for pyramidion_hf.analysis.explain: which tokens survive each pooling layer; terminal/HTML views; the CLI."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from pyramidion_hf import PyramidionConfig, PyramidionForConditionalGeneration
-from pyramidion_hf.explain import Explanation, explain, main
-from pyramidion_hf.tokenizer import train_tokenizer
+from pyramidion_hf.analysis.explain import Explanation, explain, main
+from pyramidion_hf.training.tokenizer import train_tokenizer
 
 CORPUS = [
     "Trainable pooling keeps the best token representations of a long document and drops the rest. " * 3,
@@ -339,8 +339,8 @@ def test_python_dash_m_and_console_script(saved, tmp_path, capsys, monkeypatch):
     doc = tmp_path / "doc.txt"
     doc.write_text("The decoder reads what survives.", encoding="utf-8")
     monkeypatch.setattr(sys, "argv", ["pyramidion-explain", str(saved), str(doc), "--no-color"])
-    runpy.run_module("pyramidion_hf.explain", run_name="__main__")
+    runpy.run_module("pyramidion_hf.analysis.explain", run_name="__main__")
     printed = capsys.readouterr().out
     assert "reach the decoder" in printed and "pooling 1 (after encoder layer 2)" in printed
     scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
-    assert scripts.get("pyramidion-explain") == "pyramidion_hf.explain:main"
+    assert scripts.get("pyramidion-explain") == "pyramidion_hf.analysis.explain:main"

@@ -15,9 +15,9 @@ import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
-from pyramidion_hf import hub
-from pyramidion_hf.configuration_pyramidion import PyramidionConfig
-from pyramidion_hf.hub import (
+from pyramidion_hf.hub import export as hub
+from pyramidion_hf.modeling.configuration_pyramidion import PyramidionConfig
+from pyramidion_hf.hub.export import (
     PushResult,
     check_repo,
     describe_variant,
@@ -28,8 +28,8 @@ from pyramidion_hf.hub import (
     render_model_card,
     repo_files,
 )
-from pyramidion_hf.modeling_pyramidion import PyramidionForConditionalGeneration
-from pyramidion_hf.tokenizer import train_tokenizer
+from pyramidion_hf.modeling.modeling_pyramidion import PyramidionForConditionalGeneration
+from pyramidion_hf.training.tokenizer import train_tokenizer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MAX_NEW_TOKENS = 8

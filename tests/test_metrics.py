@@ -7,7 +7,7 @@ import pytest
 from rouge_score import rouge_scorer
 from transformers import EvalPrediction
 
-from pyramidion_hf.metrics import (
+from pyramidion_hf.training.metrics import (
     DEFAULT_LEAD_SENTENCES,
     METRIC_MODULE_PATH,
     ROUGE_TYPES,
@@ -17,7 +17,7 @@ from pyramidion_hf.metrics import (
     rouge_with_ci,
     split_sentences,
 )
-from pyramidion_hf.tokenizer import train_tokenizer
+from pyramidion_hf.training.tokenizer import train_tokenizer
 
 PREDICTIONS = [
     "The cat sat on the mat. It was happy.",

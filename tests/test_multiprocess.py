@@ -12,7 +12,7 @@ import pytest
 from accelerate.commands.config.config_args import load_config_from_file
 from test_training import EXAMPLES, REPO, build_tokenizer, logged_losses, run_argv, write_corpus
 
-import pyramidion_hf.modeling_pyramidion as modeling
+import pyramidion_hf.modeling.modeling_pyramidion as modeling
 
 SCRIPT = str(EXAMPLES / "run_summarization.py")
 BIN = Path(sys.executable).parent

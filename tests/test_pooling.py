@@ -1,4 +1,4 @@
-"""Tests for pyramidion_hf.pooling: scorers, the pooling layer, padding invariance, DDP-safety, learning."""
+"""Tests for pyramidion_hf.modeling.pooling: scorers, the pooling layer, padding invariance, DDP-safety, learning."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from pyramidion_hf.pooling import SCORERS, PoolingOutput, RepresentationPooling
+from pyramidion_hf.modeling.pooling import SCORERS, PoolingOutput, RepresentationPooling
 from pyramidion_hf.topk import TOPK_OPERATORS
 
 TOPKS = ("successive_halving", "hard", "iterative")

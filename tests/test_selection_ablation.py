@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pyramidion_hf.selection_task import MARK_OPEN_IDS
+from pyramidion_hf.analysis.selection_task import MARK_OPEN_IDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import selection_ablation as sa  # noqa: E402

@@ -1,12 +1,12 @@
-"""Tests for pyramidion_hf.selection_task: the synthetic marked-span selection task and its recall metric."""
+"""Tests for pyramidion_hf.analysis.selection_task: the synthetic marked-span selection task and its recall metric."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pyramidion_hf.pooling import RepresentationPooling
-from pyramidion_hf.selection_task import (
+from pyramidion_hf.modeling.pooling import RepresentationPooling
+from pyramidion_hf.analysis.selection_task import (
     BOS_ID,
     DECOY_CLOSE_ID,
     DECOY_OPEN_ID,

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import pyramidion_hf.topk as topk_module
+import pyramidion_hf.modeling.topk as topk_module
 from pyramidion_hf.topk import (
     TOPK_OPERATORS,
     TopKOutput,

@@ -283,7 +283,7 @@ def normalize_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     "n_bootstrap"}. Baselines come from `metrics["baselines"]` ({name: metrics}) or `metrics["lead"]`.
     """
     if not isinstance(metrics, Mapping):
-        raise ValueError("metrics must be a dict such as the output of pyramidion_hf.metrics.rouge_with_ci.")
+        raise ValueError("metrics must be a dict such as the output of pyramidion_hf.training.metrics.rouge_with_ci.")
     flat = {_strip_prefix(k): v for k, v in metrics.items()}
 
     def scores_of(source: Mapping[str, Any], who: str) -> dict[str, tuple[float, float | None, float | None]]:
@@ -631,7 +631,7 @@ def _ensure_remote_code(out_dir: Path) -> dict[str, Any]:
     """Make config.json carry auto_map + custom_pipelines and every module they name (+ relative imports)."""
     import pyramidion_hf
 
-    package_dir = Path(pyramidion_hf.__file__).parent
+    package_dir = Path(pyramidion_hf.__file__).parent / "modeling"
     config_path = out_dir / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
     changed = False
@@ -725,7 +725,7 @@ def export_repo(
     """
     from transformers import AutoTokenizer
 
-    from .modeling_pyramidion import PyramidionForConditionalGeneration
+    from ..modeling.modeling_pyramidion import PyramidionForConditionalGeneration
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not model_dir.is_dir():

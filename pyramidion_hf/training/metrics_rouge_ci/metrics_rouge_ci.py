@@ -1,13 +1,13 @@
 """`evaluate` metric module: ROUGE-1/2/L/Lsum F1 (0-100) with 95 % bootstrap confidence intervals, offline.
 
-Load it by path, which never touches the Hub: `evaluate.load("path/to/pyramidion_hf/metrics_rouge_ci")` or
-`pyramidion_hf.metrics.load_rouge_metric()`. It wraps `pyramidion_hf.metrics.rouge_with_ci`.
+Load it by path, which never touches the Hub: `evaluate.load("path/to/pyramidion_hf/training/metrics_rouge_ci")` or
+`pyramidion_hf.training.metrics.load_rouge_metric()`. It wraps `pyramidion_hf.training.metrics.rouge_with_ci`.
 """
 
 import datasets
 import evaluate
 
-from pyramidion_hf.metrics import rouge_with_ci
+from pyramidion_hf.training.metrics import rouge_with_ci
 
 _CITATION = """\
 @inproceedings{lin-2004-rouge,
@@ -36,7 +36,7 @@ Returns:
     dict with rouge1, rouge1_low, rouge1_high, rouge2, ..., rougeLsum_high (floats, 0-100); the point value is
     the mean over examples.
 Examples:
-    >>> metric = evaluate.load("pyramidion_hf/metrics_rouge_ci")
+    >>> metric = evaluate.load("pyramidion_hf/training/metrics_rouge_ci")
     >>> scores = metric.compute(predictions=["the cat sat"], references=["the cat sat down"])
     >>> round(scores["rouge1"], 1)
     85.7

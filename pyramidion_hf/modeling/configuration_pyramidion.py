@@ -41,7 +41,7 @@ class PyramidionConfig(PreTrainedConfig):
         (None = full attention).
     encoder_attention (`str`): "dot" (softmax attention) or "efficient" (Shen et al. 2021, linear in length).
     scorer, topk, topk_temperature, topk_sort, topk_weighting, scorer_embedding_index: the pooling layers'
-        scorer and top-k operator (see `pyramidion_hf.pooling` and `pyramidion_hf.topk`).
+        scorer and top-k operator (see `pyramidion_hf.modeling.pooling` and `pyramidion_hf.topk`).
     funnel_upsample (`bool`): the encoder output is upsampled back to the input length (each token gets the
         pooled vector covering it) plus the hidden states just before the first pooling (Funnel-Transformer).
     decoder_position_embeddings (`str`): "none" (the paper), "sinusoidal" or "learned" (up to
