@@ -37,9 +37,9 @@ import run_summarization as rs  # noqa: E402
 import summarize as summarize_cli  # noqa: E402
 import train_tokenizer as tokenizer_cli  # noqa: E402
 
-from pyramidion_hf.training.data import load_summarization_data  # noqa: E402
 from pyramidion_hf.analysis.explain import explain  # noqa: E402
 from pyramidion_hf.hub import export_repo  # noqa: E402
+from pyramidion_hf.training.data import load_summarization_data  # noqa: E402
 from pyramidion_hf.training.metrics import split_sentences  # noqa: E402
 
 logger = logging.getLogger("demo")

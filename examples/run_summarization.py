@@ -57,9 +57,9 @@ from transformers import (
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from pyramidion_hf import PyramidionForConditionalGeneration
+from pyramidion_hf.presets import get_preset, list_presets
 from pyramidion_hf.training.data import load_summarization_data, prepare_features
 from pyramidion_hf.training.metrics import lead_summary, load_rouge_metric
-from pyramidion_hf.presets import get_preset, list_presets
 
 logger = logging.getLogger("run_summarization")
 

@@ -15,10 +15,10 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from pyramidion_hf.training.data import load_summarization_data
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerFast
 
+from pyramidion_hf.training.data import load_summarization_data
 from pyramidion_hf.training.tokenizer import train_tokenizer
 
 logger = logging.getLogger("train_tokenizer")

@@ -1,4 +1,4 @@
-"""Tests for pyramidion_hf.analysis.explain: which tokens survive each pooling layer; terminal/HTML views; the CLI."""
+"""Tests for pyramidion_hf.analysis.explain: tokens surviving each pooling layer; terminal/HTML; CLI."""
 
 from __future__ import annotations
 

@@ -16,7 +16,6 @@ from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
 from pyramidion_hf.hub import export as hub
-from pyramidion_hf.modeling.configuration_pyramidion import PyramidionConfig
 from pyramidion_hf.hub.export import (
     PushResult,
     check_repo,
@@ -28,6 +27,7 @@ from pyramidion_hf.hub.export import (
     render_model_card,
     repo_files,
 )
+from pyramidion_hf.modeling.configuration_pyramidion import PyramidionConfig
 from pyramidion_hf.modeling.modeling_pyramidion import PyramidionForConditionalGeneration
 from pyramidion_hf.training.tokenizer import train_tokenizer
 

@@ -1,4 +1,4 @@
-"""Tests for pyramidion_hf.modeling.pooling: scorers, the pooling layer, padding invariance, DDP-safety, learning."""
+"""Tests for pyramidion_hf.modeling.pooling: scorers, pooling layer, padding invariance, DDP, learning."""
 
 from __future__ import annotations
 

@@ -1,11 +1,10 @@
-"""Tests for pyramidion_hf.analysis.selection_task: the synthetic marked-span selection task and its recall metric."""
+"""Tests for pyramidion_hf.analysis.selection_task: the marked-span selection task and its recall."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pyramidion_hf.modeling.pooling import RepresentationPooling
 from pyramidion_hf.analysis.selection_task import (
     BOS_ID,
     DECOY_CLOSE_ID,
@@ -17,6 +16,7 @@ from pyramidion_hf.analysis.selection_task import (
     selection_recall,
     vocabulary_layout,
 )
+from pyramidion_hf.modeling.pooling import RepresentationPooling
 
 
 def _spans(ids: list[int], open_ids: range | tuple[int, ...], close_id: int) -> list[tuple[int, list[int]]]:

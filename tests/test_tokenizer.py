@@ -4,7 +4,12 @@ import pytest
 from transformers import AutoTokenizer
 
 from pyramidion_hf.modeling.configuration_pyramidion import PyramidionConfig
-from pyramidion_hf.training.tokenizer import MIN_VOCAB_SIZE, SPECIAL_TOKEN_IDS, SPECIAL_TOKENS, train_tokenizer
+from pyramidion_hf.training.tokenizer import (
+    MIN_VOCAB_SIZE,
+    SPECIAL_TOKEN_IDS,
+    SPECIAL_TOKENS,
+    train_tokenizer,
+)
 
 CORPUS = [
     "Sparse transformers pool token representations with a trainable top-k operator.",

@@ -1,1 +1,1 @@
-"""Looking inside a model: which tokens survive pooling (``explain``) and the selection task of the ablation."""
+"""Looking inside a model: which tokens survive pooling (``explain``); the ablation's selection task."""

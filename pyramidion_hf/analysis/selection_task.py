@@ -15,7 +15,7 @@ typed fields of a record); otherwise every content token is drawn from the whole
 Fixed vocabulary layout (ids):
 
 ====================  ==============================================================
-0 / 1 / 2 / 3 / 4     bos ``<s>`` / pad ``<pad>`` / eos ``</s>`` / unk / mask (as ``pyramidion_hf.training.tokenizer``)
+0 / 1 / 2 / 3 / 4     bos ``<s>`` / pad ``<pad>`` / eos ``</s>`` / unk / mask (as ``training.tokenizer``)
 5 .. 12               ``MARK_OPEN_IDS``: the opener of the 1st .. 8th marked span
 13                    ``MARK_CLOSE``: closes a marked span
 14 / 15               ``DECOY_OPEN`` / ``DECOY_CLOSE``: look-alike brackets around a distractor span

@@ -283,7 +283,9 @@ def normalize_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     "n_bootstrap"}. Baselines come from `metrics["baselines"]` ({name: metrics}) or `metrics["lead"]`.
     """
     if not isinstance(metrics, Mapping):
-        raise ValueError("metrics must be a dict such as the output of pyramidion_hf.training.metrics.rouge_with_ci.")
+        raise ValueError(
+            "metrics must be a dict such as the output of pyramidion_hf.training.metrics.rouge_with_ci."
+        )
     flat = {_strip_prefix(k): v for k, v in metrics.items()}
 
     def scores_of(source: Mapping[str, Any], who: str) -> dict[str, tuple[float, float | None, float | None]]:

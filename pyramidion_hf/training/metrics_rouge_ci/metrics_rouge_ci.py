@@ -1,6 +1,7 @@
 """`evaluate` metric module: ROUGE-1/2/L/Lsum F1 (0-100) with 95 % bootstrap confidence intervals, offline.
 
-Load it by path, which never touches the Hub: `evaluate.load("path/to/pyramidion_hf/training/metrics_rouge_ci")` or
+Load it by path, which never touches the Hub:
+`evaluate.load("path/to/pyramidion_hf/training/metrics_rouge_ci")` or
 `pyramidion_hf.training.metrics.load_rouge_metric()`. It wraps `pyramidion_hf.training.metrics.rouge_with_ci`.
 """
 
