@@ -4,9 +4,10 @@
     python benchmarks/selection_ablation.py --configs linear/successive_halving --seeds 0    # one run, ~3 min
     python benchmarks/selection_ablation.py --quick        # tiny sizes (seconds), checks that it works
 
-Task (`pyramidion_hf.analysis.selection_task`): documents of 2048 filler tokens holding 2 marked spans and
-2 look-alike decoy spans of 3 content tokens each; the marked spans are numbered (the i-th opens with marker i)
-and token j of every span comes from slice j of the 16 content ids; the target is the 6 marked content tokens in order.
+Task (`pyramidion_hf.analysis.selection_task`): documents of 2048 filler tokens holding 2 marked spans and 2
+look-alike decoy spans of 3 content tokens each; the marked spans are numbered (the i-th opens with marker i)
+and token j of every span comes from slice j of the 16 content ids; the target is the 6 marked content tokens
+in order.
 Model: the same Transpooler for every configuration (2 blockwise encoder layers, blocks of 32, pooling 2048
 -> 128 after the second layer, 2 decoder layers, d=32, 4 heads, pre-norm), trained from scratch with AdamW for
 a fixed number of steps of 8 fresh documents (equal budget); training documents have 64 to 2048 tokens and
