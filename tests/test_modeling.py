@@ -291,7 +291,7 @@ def test_power_scorer_uses_attention_received():
 
 
 def test_efficient_attention_matches_reference():
-    from pyramidion_hf.modeling.modeling_pyramidion import efficient_attention
+    from pyramidion_hf.modeling.attention import efficient_attention
 
     torch.manual_seed(0)
     q, k, v = torch.randn(3, 2, 2, 5, 4).unbind(0)
