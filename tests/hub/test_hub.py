@@ -31,7 +31,7 @@ from pyramidion_hf.modeling.configuration_pyramidion import PyramidionConfig
 from pyramidion_hf.modeling.modeling_pyramidion import PyramidionForConditionalGeneration
 from pyramidion_hf.training.tokenizer import train_tokenizer
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MAX_NEW_TOKENS = 8
 # Greedy, fixed length; special and non-printable tokens are suppressed (see `generation_kwargs`) so that a
 # random tiny model neither stops at once nor emits bytes that all decode to U+FFFD: summaries then differ

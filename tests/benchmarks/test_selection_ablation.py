@@ -12,7 +12,7 @@ import torch
 
 from pyramidion_hf.analysis.selection_task import MARK_OPEN_IDS
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import selection_ablation as sa  # noqa: E402
 
 
