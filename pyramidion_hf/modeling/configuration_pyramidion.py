@@ -14,9 +14,8 @@ from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
 from .pipeline_summarization import SummarizationPipeline
-from .pooling import SCORERS
-from .pooling import WEIGHTINGS as TOPK_WEIGHTINGS
-from .topk import TOPK_OPERATORS
+from .pooling import SCORERS, check_embedding_index
+from .topk import TOPK_OPERATORS, WEIGHTINGS, check_temperature
 
 ENCODER_ATTENTIONS = ("dot", "efficient")
 DECODER_POSITION_EMBEDDINGS = ("none", "sinusoidal", "learned")
@@ -184,7 +183,7 @@ class PyramidionConfig(PreTrainedConfig):
         for name, value, valid in (
             ("scorer", self.scorer, SCORERS),
             ("topk", self.topk, TOPK_OPERATORS),
-            ("topk_weighting", self.topk_weighting, TOPK_WEIGHTINGS),
+            ("topk_weighting", self.topk_weighting, WEIGHTINGS),
             ("encoder_attention", self.encoder_attention, ENCODER_ATTENTIONS),
             ("decoder_position_embeddings", self.decoder_position_embeddings, DECODER_POSITION_EMBEDDINGS),
         ):
@@ -200,13 +199,12 @@ class PyramidionConfig(PreTrainedConfig):
                 "scorer='power' scores tokens by the attention probabilities they receive, which "
                 "encoder_attention='efficient' never forms; use encoder_attention='dot' or another scorer."
             )
-        if self.scorer == "embedding" and not 0 <= self.scorer_embedding_index < self.d_model:
-            raise ValueError(
-                f"scorer_embedding_index={self.scorer_embedding_index} must be in "
-                f"[0, d_model={self.d_model})."
-            )
-        if not self.topk_temperature > 0:
-            raise ValueError(f"topk_temperature must be > 0, got {self.topk_temperature}.")
+        if self.scorer == "embedding":
+            check_embedding_index(self.scorer_embedding_index, self.d_model, "scorer_embedding_index")
+        try:
+            check_temperature(self.topk_temperature)
+        except ValueError as error:
+            raise ValueError(f"topk_{error}") from None
         if self.funnel_upsample and not self.pooling_layers:
             raise ValueError(
                 "funnel_upsample=True needs a pooling layer to upsample from; make an encoder_lengths entry "

@@ -20,19 +20,20 @@ which would saturate the nonlinear scorer's tanh and make every pair weight hard
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .topk import TOPK_OPERATORS, TopKOutput
+from .topk import TOPK_OPERATORS, TOPK_OPTIONS, WEIGHTINGS, TopKOutput, check_temperature
 
 SCORERS = ("linear", "nonlinear", "power", "embedding", "random", "index", "mean", "max")
 STRIDED_SCORERS = ("mean", "max")
 FEATURE_SCORERS = ("linear", "nonlinear", "embedding")  # the scorers that read the vectors themselves
-WEIGHTINGS = ("sigmoid", "peaked")
 _NEEDS_ATTENTION = (
     "scorer='power' needs attention_received (B, n): the attention probabilities each token received in the "
     "preceding layer, summed over heads and queries (the model computes it; see needs_attention_received)."
@@ -81,15 +82,11 @@ class RepresentationPooling(nn.Module):
             raise ValueError(f"Unknown scorer {scorer!r}; choose one of {', '.join(SCORERS)}.")
         if topk not in TOPK_OPERATORS:
             raise ValueError(f"Unknown topk operator {topk!r}; choose one of {', '.join(TOPK_OPERATORS)}.")
-        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
+        check_temperature(temperature)
         if weighting not in WEIGHTINGS:
             raise ValueError(f"Unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}.")
-        if scorer == "embedding" and not -d_model <= embedding_index < d_model:
-            raise ValueError(
-                f"embedding_index {embedding_index} is out of range for d_model={d_model}; "
-                f"use an index in [0, {d_model - 1}]."
-            )
+        if scorer == "embedding":
+            check_embedding_index(embedding_index, d_model)
         self.d_model = d_model
         self.k = k
         self.scorer = scorer
@@ -104,6 +101,11 @@ class RepresentationPooling(nn.Module):
         elif scorer == "nonlinear":
             self.dense = nn.Linear(d_model, d_model)
             self.score_proj = nn.Linear(d_model, 1)
+        options = {"temperature": self.temperature, "sort": sort, "weighting": weighting}
+        self.topk_options = {name: options[name] for name in TOPK_OPTIONS[topk]}
+        self._select: Callable[..., TopKOutput] = functools.partial(TOPK_OPERATORS[topk], **self.topk_options)
+        if self.uses_topk:
+            self._score: Callable[[Tensor, Tensor, Tensor | None], Tensor] = getattr(self, f"_{scorer}_scores")
         self.reset_parameters()
 
     @property
@@ -136,36 +138,41 @@ class RepresentationPooling(nn.Module):
             opts += ", normalize_scorer_input=True"
         if self.uses_topk:
             opts += f", topk={self.topk!r}"
-            if self.topk in ("successive_halving", "iterative"):
-                opts += f", temperature={self.temperature}"
-            if self.topk == "successive_halving":
-                opts += f", sort={self.sort}, weighting={self.weighting!r}"
+            opts += "".join(f", {name}={value!r}" for name, value in self.topk_options.items())
         return opts
 
     def score(
         self, hidden: Tensor, mask: Tensor | None = None, attention_received: Tensor | None = None
     ) -> Tensor:
         """Scores (B, n) for hidden (B, n, d) and mask (B, n) bool (None = all real); none for mean/max."""
-        normalize = self.normalize_scorer_input and self.scorer in FEATURE_SCORERS
-        features = F.layer_norm(hidden, (self.d_model,)) if normalize else hidden
-        if self.scorer == "linear":
-            return self.score_proj(features).squeeze(-1)
-        if self.scorer == "nonlinear":
-            return self.score_proj(torch.tanh(self.dense(features))).squeeze(-1)
-        if self.scorer == "power":
-            if attention_received is None:
-                raise ValueError(_NEEDS_ATTENTION)
-            return attention_received.to(hidden.dtype)
-        if self.scorer == "embedding":
-            return features[..., self.embedding_index]
-        if self.scorer == "random":
-            return torch.rand(hidden.shape[:2], device=hidden.device, dtype=hidden.dtype)
-        if self.scorer == "index":
-            if mask is None:
-                mask = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
-            rank, stride = _rank_and_stride(mask.bool(), self.k)
-            return ((rank % stride[:, None] == 0) & mask).to(hidden.dtype)
-        raise ValueError(f"scorer={self.scorer!r} pools strided windows and has no scores.")
+        if not self.uses_topk:
+            raise ValueError(f"scorer={self.scorer!r} pools strided windows and has no scores.")
+        if self.normalize_scorer_input and self.scorer in FEATURE_SCORERS:
+            hidden = F.layer_norm(hidden, (self.d_model,))
+        if mask is None:
+            mask = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
+        return self._score(hidden, mask.bool(), attention_received)
+
+    def _linear_scores(self, hidden: Tensor, mask: Tensor, received: Tensor | None) -> Tensor:
+        return self.score_proj(hidden).squeeze(-1)
+
+    def _nonlinear_scores(self, hidden: Tensor, mask: Tensor, received: Tensor | None) -> Tensor:
+        return self.score_proj(torch.tanh(self.dense(hidden))).squeeze(-1)
+
+    def _power_scores(self, hidden: Tensor, mask: Tensor, received: Tensor | None) -> Tensor:
+        if received is None:
+            raise ValueError(_NEEDS_ATTENTION)
+        return received.to(hidden.dtype)
+
+    def _embedding_scores(self, hidden: Tensor, mask: Tensor, received: Tensor | None) -> Tensor:
+        return hidden[..., self.embedding_index]
+
+    def _random_scores(self, hidden: Tensor, mask: Tensor, received: Tensor | None) -> Tensor:
+        return torch.rand(hidden.shape[:2], device=hidden.device, dtype=hidden.dtype)
+
+    def _index_scores(self, hidden: Tensor, mask: Tensor, received: Tensor | None) -> Tensor:
+        rank, stride = _rank_and_stride(mask, self.k)
+        return ((rank % stride[:, None] == 0) & mask).to(hidden.dtype)
 
     def forward(
         self,
@@ -181,23 +188,12 @@ class RepresentationPooling(nn.Module):
             out = _strided_pool(hidden, mask, self.k, self.scorer)
         else:
             scores = self.score(hidden, mask, attention_received)
-            out = self._select(hidden, scores, mask)
+            out = self._select(hidden, scores, self.k, mask)
             if self.scorer in ("linear", "nonlinear"):
                 anchor = scores.masked_fill(~mask, 0.0).sum(dim=1) * 0.0  # DDP anchor, see class docstring
                 out = out._replace(hidden=out.hidden + anchor[:, None, None].to(out.hidden.dtype))
         out_positions = positions.gather(1, out.indices.clamp(min=0)).masked_fill(~out.mask, -1)
         return PoolingOutput(out.hidden, out.mask, out_positions, out.scores, out.weights, out.indices)
-
-    def _select(self, hidden: Tensor, scores: Tensor, mask: Tensor) -> TopKOutput:
-        operator = TOPK_OPERATORS[self.topk]
-        if self.topk == "successive_halving":
-            return operator(
-                hidden, scores, self.k, mask,
-                temperature=self.temperature, sort=self.sort, weighting=self.weighting,
-            )
-        if self.topk == "iterative":
-            return operator(hidden, scores, self.k, mask, temperature=self.temperature)
-        return operator(hidden, scores, self.k, mask)
 
     def _check_inputs(
         self, hidden: Tensor, mask: Tensor | None, positions: Tensor | None, attention_received: Tensor | None
@@ -229,6 +225,14 @@ class RepresentationPooling(nn.Module):
                     f"got {tuple(attention_received.shape)}."
                 )
         return mask, positions.long()
+
+
+def check_embedding_index(index: int, d_model: int, name: str = "embedding_index") -> None:
+    """The one range check of the ``embedding`` scorer's coordinate (the config calls it with its field name)."""
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < d_model:
+        raise ValueError(
+            f"{name}={index!r} is out of range for d_model={d_model}; use an index in [0, {d_model - 1}]."
+        )
 
 
 def _rank_and_stride(mask: Tensor, k: int) -> tuple[Tensor, Tensor]:

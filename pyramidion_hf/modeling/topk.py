@@ -23,9 +23,12 @@ from torch import Tensor
 
 __all__ = [
     "TOPK_OPERATORS",
+    "TOPK_OPTIONS",
+    "WEIGHTINGS",
     "TopKOutput",
     "hard_topk",
     "iterative_softmax_topk",
+    "check_temperature",
     "successive_halving_topk",
 ]
 
@@ -38,6 +41,8 @@ _SCORE_BOUND = 1e30
 _ITERATIVE_CHUNK_ELEMENTS = 1 << 24
 # Bytes of hidden-state rows per thread that the chunked backward processes at a time (L2-resident).
 _BACKWARD_CHUNK_BYTES = 1 << 19
+# Pair weightings of successive halving: the paper's sigmoid, the authors' code's peaked softmax over base**v.
+WEIGHTINGS = ("sigmoid", "peaked")
 
 
 class TopKOutput(NamedTuple):
@@ -70,7 +75,8 @@ def _validate(hidden: Tensor, scores: Tensor, k: int, mask: Tensor | None) -> Te
     return mask.to(device=scores.device, dtype=torch.bool)
 
 
-def _check_temperature(temperature: float) -> None:
+def check_temperature(temperature: float) -> None:
+    """The one range check of the top-k temperature tau (operators, pooling layers and the config call it)."""
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
 
@@ -266,9 +272,9 @@ def successive_halving_topk(
     slot and coefficient (differentiable); hidden states are combined in one pass at the end.
     """
     valid, k = _validate(hidden, scores, k, mask), int(k)
-    _check_temperature(temperature)
-    if weighting not in ("sigmoid", "peaked"):
-        raise ValueError(f"weighting must be 'sigmoid' or 'peaked', got {weighting!r}")
+    check_temperature(temperature)
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
     if weighting == "peaked" and not (math.isfinite(base) and base > 1):
         raise ValueError(f"base must be a finite number > 1 for weighting='peaked', got {base!r}")
     batch, n, _ = hidden.shape
@@ -371,7 +377,7 @@ def iterative_softmax_topk(
     as is (identity plus masked padding), like the other operators.
     """
     valid, k = _validate(hidden, scores, k, mask), int(k)
-    _check_temperature(temperature)
+    check_temperature(temperature)
     batch, n, _ = hidden.shape
     if n == 0:
         return _masked_output(hidden, scores, k)
@@ -422,4 +428,10 @@ TOPK_OPERATORS: dict[str, Callable[..., TopKOutput]] = {
     "successive_halving": successive_halving_topk,
     "hard": hard_topk,
     "iterative": iterative_softmax_topk,
+}
+# The keyword options each operator takes, as named in its signature (the config fields are `topk_<name>`).
+TOPK_OPTIONS: dict[str, tuple[str, ...]] = {
+    "successive_halving": ("temperature", "sort", "weighting"),
+    "hard": (),
+    "iterative": ("temperature",),
 }
