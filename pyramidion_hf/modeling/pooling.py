@@ -105,7 +105,7 @@ class RepresentationPooling(nn.Module):
         self.topk_options = {name: options[name] for name in TOPK_OPTIONS[topk]}
         self._select: Callable[..., TopKOutput] = functools.partial(TOPK_OPERATORS[topk], **self.topk_options)
         if self.uses_topk:
-            self._score: Callable[[Tensor, Tensor, Tensor | None], Tensor] = getattr(self, f"_{scorer}_scores")
+            self._score: Callable[..., Tensor] = getattr(self, f"_{scorer}_scores")
         self.reset_parameters()
 
     @property
@@ -228,7 +228,7 @@ class RepresentationPooling(nn.Module):
 
 
 def check_embedding_index(index: int, d_model: int, name: str = "embedding_index") -> None:
-    """The one range check of the ``embedding`` scorer's coordinate (the config calls it with its field name)."""
+    """The one range check of the `embedding` scorer's coordinate (the config passes its field name)."""
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < d_model:
         raise ValueError(
             f"{name}={index!r} is out of range for d_model={d_model}; use an index in [0, {d_model - 1}]."
