@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -26,6 +26,7 @@ from transformers.modeling_outputs import (
     Seq2SeqModelOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import can_return_tuple
 from transformers.utils.deprecation import deprecate_kwarg
 
 from .attention import additive_mask, eager_attention_forward, efficient_attention
@@ -111,25 +112,44 @@ class PyramidionScaledWordEmbedding(nn.Embedding):
 # ------------------------------------------------------------------------------------------------------------
 
 
-class PyramidionEncoderAttention(nn.Module):
-    """Encoder self-attention on non-overlapping blocks of `config.block_size` vectors (full when None)."""
+class PyramidionAttention(nn.Module):
+    """The q/k/v/out projections (BART's names) shared by the encoder's and the decoder's attention."""
 
-    def __init__(self, config: PyramidionConfig, layer_idx: int):
+    def __init__(self, config: PyramidionConfig, layer_idx: int, num_heads: int, is_causal: bool = False):
         super().__init__()
         self.config = config
         self.layer_idx = layer_idx
+        self.is_causal = is_causal
         self.embed_dim = config.d_model
-        self.num_heads = config.encoder_attention_heads
-        self.head_dim = self.embed_dim // self.num_heads
+        self.num_heads = num_heads
+        self.head_dim = self.embed_dim // num_heads
         self.scaling = self.head_dim**-0.5
         self.dropout = config.attention_dropout
-        self.block_size = config.block_size
-        self.efficient = config.encoder_attention == "efficient"
-        self.is_causal = False
         self.k_proj = nn.Linear(self.embed_dim, self.embed_dim)
         self.v_proj = nn.Linear(self.embed_dim, self.embed_dim)
         self.q_proj = nn.Linear(self.embed_dim, self.embed_dim)
         self.out_proj = nn.Linear(self.embed_dim, self.embed_dim)
+
+    def _heads(self, projection: nn.Linear, states: Tensor) -> Tensor:
+        """(B, L, d) -> projected (B, H, L, D)."""
+        return projection(states).view(*states.shape[:2], self.num_heads, self.head_dim).transpose(1, 2)
+
+    def _interface(self, need_weights: bool) -> Callable:
+        """transformers' attention function for `config._attn_implementation`; eager when the probabilities
+        themselves are needed."""
+        if need_weights:
+            return eager_attention_forward
+        implementation = self.config._attn_implementation
+        return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+
+
+class PyramidionEncoderAttention(PyramidionAttention):
+    """Encoder self-attention on non-overlapping blocks of `config.block_size` vectors (full when None)."""
+
+    def __init__(self, config: PyramidionConfig, layer_idx: int):
+        super().__init__(config, layer_idx, config.encoder_attention_heads)
+        self.block_size = config.block_size
+        self.efficient = config.encoder_attention == "efficient"
 
     def forward(
         self,
@@ -149,22 +169,14 @@ class PyramidionEncoderAttention(nn.Module):
             hidden_states, mask = F.pad(hidden_states, (0, 0, 0, pad)), F.pad(mask, (0, pad), value=False)
         blocks = hidden_states.reshape(batch * n_blocks, block, self.embed_dim)
         block_mask = mask.reshape(batch * n_blocks, block)
-
-        shape = (batch * n_blocks, block, self.num_heads, self.head_dim)
-        query = self.q_proj(blocks).view(shape).transpose(1, 2)
-        key = self.k_proj(blocks).view(shape).transpose(1, 2)
-        value = self.v_proj(blocks).view(shape).transpose(1, 2)
+        query, key, value = (self._heads(p, blocks) for p in (self.q_proj, self.k_proj, self.v_proj))
         dropout = self.dropout if self.training else 0.0
 
         weights = None
         if self.efficient:
             out = efficient_attention(query, key, value, block_mask, dropout, self.training)
         else:
-            attention = ALL_ATTENTION_FUNCTIONS.get_interface(
-                self.config._attn_implementation, eager_attention_forward
-            )
-            if output_attentions or return_received:  # these need the probabilities themselves
-                attention = eager_attention_forward
+            attention = self._interface(output_attentions or return_received)
             mask_4d = additive_mask(block_mask[:, None, None, :], query.dtype)
             out, weights = attention(self, query, key, value, mask_4d, dropout=dropout, scaling=self.scaling)
 
@@ -178,23 +190,11 @@ class PyramidionEncoderAttention(nn.Module):
         return out, (weights if output_attentions else None), received
 
 
-class PyramidionDecoderAttention(nn.Module):
+class PyramidionDecoderAttention(PyramidionAttention):
     """Decoder multi-head attention (causal self-attention or cross-attention) with key/value caching."""
 
     def __init__(self, config: PyramidionConfig, layer_idx: int, is_causal: bool):
-        super().__init__()
-        self.config = config
-        self.layer_idx = layer_idx
-        self.is_causal = is_causal
-        self.embed_dim = config.d_model
-        self.num_heads = config.decoder_attention_heads
-        self.head_dim = self.embed_dim // self.num_heads
-        self.scaling = self.head_dim**-0.5
-        self.dropout = config.attention_dropout
-        self.k_proj = nn.Linear(self.embed_dim, self.embed_dim)
-        self.v_proj = nn.Linear(self.embed_dim, self.embed_dim)
-        self.q_proj = nn.Linear(self.embed_dim, self.embed_dim)
-        self.out_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        super().__init__(config, layer_idx, config.decoder_attention_heads, is_causal)
 
     def forward(
         self,
@@ -207,7 +207,7 @@ class PyramidionDecoderAttention(nn.Module):
         """hidden (B, t, d), additive mask (B, 1, t, kv); cross-attention when `key_value_states` (B, k, d) is
         given: its keys/values are computed once per generation and then read from the cache."""
         batch, length, _ = hidden_states.shape
-        query = self.q_proj(hidden_states).view(batch, length, -1, self.head_dim).transpose(1, 2)
+        query = self._heads(self.q_proj, hidden_states)
         is_cross = key_value_states is not None
         layer_cache = None
         if cache is not None:
@@ -216,19 +216,13 @@ class PyramidionDecoderAttention(nn.Module):
             key, value = layer_cache.layers[self.layer_idx].keys, layer_cache.layers[self.layer_idx].values
         else:
             source = key_value_states if is_cross else hidden_states
-            key = self.k_proj(source).view(batch, source.shape[1], -1, self.head_dim).transpose(1, 2)
-            value = self.v_proj(source).view(batch, source.shape[1], -1, self.head_dim).transpose(1, 2)
+            key, value = self._heads(self.k_proj, source), self._heads(self.v_proj, source)
             if cache is not None:
                 key, value = layer_cache.update(key, value, self.layer_idx)
                 if is_cross:
                     cache.is_updated[self.layer_idx] = True
 
-        attention: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
-        if output_attentions:
-            attention = eager_attention_forward
-        out, weights = attention(
+        out, weights = self._interface(output_attentions)(
             self,
             query,
             key,
@@ -246,20 +240,38 @@ class PyramidionDecoderAttention(nn.Module):
 # ------------------------------------------------------------------------------------------------------------
 
 
-class PyramidionEncoderLayer(GradientCheckpointingLayer):
-    """Blockwise self-attention + feed-forward, each wrapped in dropout, residual and layer norm."""
+class PyramidionLayer(GradientCheckpointingLayer):
+    """What encoder and decoder layers share: residual sublayers and the feed-forward block."""
 
-    def __init__(self, config: PyramidionConfig, layer_idx: int):
+    def __init__(self, config: PyramidionConfig, ffn_dim: int):
         super().__init__()
         self.normalize_before = config.normalize_before
         self.dropout = config.dropout
         self.activation_fn = ACT2FN[config.activation_function]
         self.activation_dropout = config.activation_dropout
+        self.fc1 = nn.Linear(config.d_model, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, config.d_model)
+        self.final_layer_norm = nn.LayerNorm(config.d_model)
+
+    def _residual(self, norm: nn.LayerNorm, hidden: Tensor, sublayer: Callable[[Tensor], tuple]) -> tuple:
+        """x + dropout(f(norm(x))) (pre-norm) or norm(x + dropout(f(x))) (post-norm); returns the new hidden
+        states followed by whatever else `sublayer` returned after its output (B, L, d)."""
+        out, *extra = sublayer(norm(hidden) if self.normalize_before else hidden)
+        hidden = hidden + F.dropout(out, p=self.dropout, training=self.training)
+        return (hidden if self.normalize_before else norm(hidden), *extra)
+
+    def _feed_forward(self, hidden: Tensor) -> tuple[Tensor]:
+        hidden = self.activation_fn(self.fc1(hidden))
+        return (self.fc2(F.dropout(hidden, p=self.activation_dropout, training=self.training)),)
+
+
+class PyramidionEncoderLayer(PyramidionLayer):
+    """Blockwise self-attention + feed-forward, each wrapped in dropout, residual and layer norm."""
+
+    def __init__(self, config: PyramidionConfig, layer_idx: int):
+        super().__init__(config, config.encoder_ffn_dim)
         self.self_attn = PyramidionEncoderAttention(config, layer_idx)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
-        self.fc1 = nn.Linear(config.d_model, config.encoder_ffn_dim)
-        self.fc2 = nn.Linear(config.encoder_ffn_dim, config.d_model)
-        self.final_layer_norm = nn.LayerNorm(config.d_model)
 
     def forward(
         self,
@@ -270,43 +282,24 @@ class PyramidionEncoderLayer(GradientCheckpointingLayer):
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """hidden (B, n, d), mask (B, n) bool -> hidden (B, n, d), attention probs (or None) and attention
         received (or None), as returned by the attention."""
-        residual = hidden_states
-        if self.normalize_before:
-            hidden_states = self.self_attn_layer_norm(hidden_states)
-        hidden_states, weights, received = self.self_attn(
-            hidden_states, mask, output_attentions, return_received
+        hidden_states, weights, received = self._residual(
+            self.self_attn_layer_norm,
+            hidden_states,
+            lambda x: self.self_attn(x, mask, output_attentions, return_received),
         )
-        hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
-        if not self.normalize_before:
-            hidden_states = self.self_attn_layer_norm(hidden_states)
-
-        residual = hidden_states
-        if self.normalize_before:
-            hidden_states = self.final_layer_norm(hidden_states)
-        hidden_states = self.activation_fn(self.fc1(hidden_states))
-        hidden_states = F.dropout(hidden_states, p=self.activation_dropout, training=self.training)
-        hidden_states = residual + F.dropout(self.fc2(hidden_states), p=self.dropout, training=self.training)
-        if not self.normalize_before:
-            hidden_states = self.final_layer_norm(hidden_states)
+        (hidden_states,) = self._residual(self.final_layer_norm, hidden_states, self._feed_forward)
         return hidden_states, weights, received
 
 
-class PyramidionDecoderLayer(GradientCheckpointingLayer):
+class PyramidionDecoderLayer(PyramidionLayer):
     """Causal self-attention, cross-attention over the pooled encoder output, feed-forward."""
 
     def __init__(self, config: PyramidionConfig, layer_idx: int):
-        super().__init__()
-        self.normalize_before = config.normalize_before
-        self.dropout = config.dropout
-        self.activation_fn = ACT2FN[config.activation_function]
-        self.activation_dropout = config.activation_dropout
+        super().__init__(config, config.decoder_ffn_dim)
         self.self_attn = PyramidionDecoderAttention(config, layer_idx, is_causal=True)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
         self.encoder_attn = PyramidionDecoderAttention(config, layer_idx, is_causal=False)
         self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model)
-        self.fc1 = nn.Linear(config.d_model, config.decoder_ffn_dim)
-        self.fc2 = nn.Linear(config.decoder_ffn_dim, config.d_model)
-        self.final_layer_norm = nn.LayerNorm(config.d_model)
 
     def forward(
         self,
@@ -318,38 +311,19 @@ class PyramidionDecoderLayer(GradientCheckpointingLayer):
         output_attentions: bool = False,
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """hidden (B, t, d), encoder states (B, k, d), additive masks (B, 1, t, kv) and (B, 1, 1, k)."""
-        residual = hidden_states
-        if self.normalize_before:
-            hidden_states = self.self_attn_layer_norm(hidden_states)
-        hidden_states, self_weights = self.self_attn(
-            hidden_states, self_attn_mask, cache=cache, output_attentions=output_attentions
-        )
-        hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
-        if not self.normalize_before:
-            hidden_states = self.self_attn_layer_norm(hidden_states)
-
-        residual = hidden_states
-        if self.normalize_before:
-            hidden_states = self.encoder_attn_layer_norm(hidden_states)
-        hidden_states, cross_weights = self.encoder_attn(
+        hidden_states, self_weights = self._residual(
+            self.self_attn_layer_norm,
             hidden_states,
-            cross_attn_mask,
-            key_value_states=encoder_hidden_states,
-            cache=cache,
-            output_attentions=output_attentions,
+            lambda x: self.self_attn(x, self_attn_mask, cache=cache, output_attentions=output_attentions),
         )
-        hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
-        if not self.normalize_before:
-            hidden_states = self.encoder_attn_layer_norm(hidden_states)
-
-        residual = hidden_states
-        if self.normalize_before:
-            hidden_states = self.final_layer_norm(hidden_states)
-        hidden_states = self.activation_fn(self.fc1(hidden_states))
-        hidden_states = F.dropout(hidden_states, p=self.activation_dropout, training=self.training)
-        hidden_states = residual + F.dropout(self.fc2(hidden_states), p=self.dropout, training=self.training)
-        if not self.normalize_before:
-            hidden_states = self.final_layer_norm(hidden_states)
+        hidden_states, cross_weights = self._residual(
+            self.encoder_attn_layer_norm,
+            hidden_states,
+            lambda x: self.encoder_attn(
+                x, cross_attn_mask, encoder_hidden_states, cache=cache, output_attentions=output_attentions
+            ),
+        )
+        (hidden_states,) = self._residual(self.final_layer_norm, hidden_states, self._feed_forward)
         return hidden_states, self_weights, cross_weights
 
 
@@ -422,6 +396,41 @@ def _pad_columns(tensor: Tensor, length: int, value: float | bool = 0) -> Tensor
     return F.pad(tensor, (0, 0, 0, missing) if tensor.dim() == 3 else (0, missing), value=value)
 
 
+def _flag(value: bool | None, config: PyramidionConfig, name: str) -> bool:
+    """An output flag (output_attentions, output_hidden_states, use_cache): the argument, else config's."""
+    return getattr(config, name) if value is None else value
+
+
+def _check_encoder_inputs(
+    config: PyramidionConfig, embeds: Tensor, attention_mask: Tensor | None, output_attentions: bool
+) -> Tensor:
+    """Validate the encoder input (B, n, d) and its attention_mask (B, n); return the bool mask (B, n)."""
+    batch, length = embeds.shape[:2]
+    if length > config.max_position_embeddings:
+        limit = config.max_position_embeddings
+        raise ValueError(
+            f"The input has {length} tokens but this model reads at most "
+            f"max_position_embeddings={limit}: truncate it to {limit} tokens (tokenizer(..., "
+            f"truncation=True, max_length={limit})) or use a config with a larger "
+            "max_position_embeddings and encoder_lengths[0]."
+        )
+    if attention_mask is None:
+        return torch.ones(batch, length, dtype=torch.bool, device=embeds.device)
+    if tuple(attention_mask.shape) != (batch, length):
+        raise ValueError(
+            f"attention_mask has shape {tuple(attention_mask.shape)} but the input is {(batch, length)}."
+        )
+    mask = attention_mask.bool()
+    if not bool(mask.any(dim=1).all()):
+        empty = (~mask.any(dim=1)).nonzero().flatten().tolist()
+        raise ValueError(f"Rows {empty} of the batch are empty documents (no real token): drop them.")
+    if output_attentions and config.encoder_attention == "efficient":
+        raise ValueError(
+            "encoder_attention='efficient' forms no attention matrix: use output_attentions=False."
+        )
+    return mask
+
+
 class PyramidionEncoder(PyramidionPreTrainedModel):
     """Embeddings, `len(encoder_lengths)` blockwise layers, pooling after each layer whose length shrinks."""
 
@@ -459,6 +468,15 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
 
+    def _embed(self, inputs_embeds: Tensor) -> Tensor:
+        """Token embeddings (B, n, d) + sinusoidal positions counted from the document start, normalized."""
+        positions = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device)
+        hidden = inputs_embeds + sinusoidal_embedding(positions, self.config.d_model).to(inputs_embeds.dtype)
+        if self.layernorm_embedding is not None:
+            hidden = self.layernorm_embedding(hidden)
+        return F.dropout(hidden, p=self.config.dropout, training=self.training)
+
+    @can_return_tuple
     def forward(
         self,
         input_ids: Tensor | None = None,
@@ -466,51 +484,21 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
         inputs_embeds: Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs: Any,
-    ) -> PyramidionEncoderOutput | tuple:
+    ) -> PyramidionEncoderOutput:
         """input_ids (B, n) or inputs_embeds (B, n, d), attention_mask (B, n) (1 = real token) ->
         PyramidionEncoderOutput with last_hidden_state (B, k, d) and pooled_mask (B, k)."""
-        config = self.config
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = (
-            config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
-        return_dict = config.return_dict if return_dict is None else return_dict
+        output_attentions = _flag(output_attentions, self.config, "output_attentions")
+        output_hidden_states = _flag(output_hidden_states, self.config, "output_hidden_states")
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds to the encoder.")
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
-        batch, length = inputs_embeds.shape[:2]
-        if length > config.max_position_embeddings:
-            limit = config.max_position_embeddings
-            raise ValueError(
-                f"The input has {length} tokens but this model reads at most "
-                f"max_position_embeddings={limit}: truncate it to {limit} tokens (tokenizer(..., "
-                f"truncation=True, max_length={limit})) or use a config with a larger "
-                "max_position_embeddings and encoder_lengths[0]."
-            )
-        if attention_mask is None:
-            attention_mask = torch.ones(batch, length, dtype=torch.bool, device=inputs_embeds.device)
-        if tuple(attention_mask.shape) != (batch, length):
-            raise ValueError(
-                f"attention_mask has shape {tuple(attention_mask.shape)} but the input is {(batch, length)}."
-            )
-        mask = attention_mask.bool()
-        if not bool(mask.any(dim=1).all()):
-            empty = (~mask.any(dim=1)).nonzero().flatten().tolist()
-            raise ValueError(f"Rows {empty} of the batch are empty documents (no real token): drop them.")
-        if output_attentions and config.encoder_attention == "efficient":
-            raise ValueError(
-                "encoder_attention='efficient' forms no attention matrix: use output_attentions=False."
-            )
-
-        positions = torch.arange(length, device=inputs_embeds.device)
-        hidden = inputs_embeds + sinusoidal_embedding(positions, config.d_model).to(inputs_embeds.dtype)
-        positions = positions.expand(batch, length)  # document position of every vector, carried by pooling
-        if self.layernorm_embedding is not None:
-            hidden = self.layernorm_embedding(hidden)
-        hidden = F.dropout(hidden, p=config.dropout, training=self.training)
+        input_mask = _check_encoder_inputs(self.config, inputs_embeds, attention_mask, output_attentions)
+        mask = input_mask
+        batch, length = mask.shape
+        hidden = self._embed(inputs_embeds)
+        positions = torch.arange(length, device=hidden.device).expand(batch, length)  # carried by pooling
 
         all_hidden, all_attentions, indices, weights = (), (), (), ()
         funnel_residual = None
@@ -530,11 +518,10 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
                 all_attentions += (layer_attentions,)
             if pooler is None:
                 continue
-            if config.funnel_upsample and funnel_residual is None:
+            if self.config.funnel_upsample and funnel_residual is None:
                 funnel_residual = _pad_columns(hidden, length)
             pooled = pooler(hidden, mask, positions, received)
-            hidden, mask, positions = pooled.hidden, pooled.mask, pooled.positions
-            out_length = pooler.k
+            hidden, mask, positions, out_length = pooled.hidden, pooled.mask, pooled.positions, pooler.k
             if drop_padding:
                 hidden, mask, positions = _drop_padding_columns(hidden, mask, positions)
             indices += (pooled.positions,)
@@ -544,11 +531,10 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
         hidden, mask = _pad_columns(hidden, out_length), _pad_columns(mask, out_length, False)
         if funnel_residual is not None:
             hidden = _upsample(hidden, positions, length) + funnel_residual
-            mask = attention_mask.bool()
+            mask = input_mask
         if output_hidden_states:
             all_hidden += (hidden,)
-
-        output = PyramidionEncoderOutput(
+        return PyramidionEncoderOutput(
             last_hidden_state=hidden,
             hidden_states=all_hidden if output_hidden_states else None,
             attentions=all_attentions if output_attentions else None,
@@ -556,7 +542,59 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
             pooling_indices=indices,
             pooling_weights=weights,
         )
-        return output if return_dict else output.to_tuple()
+
+
+def _decoder_cache(
+    config: PyramidionConfig, cache: Cache | None, use_cache: bool
+) -> EncoderDecoderCache | None:
+    """The cache this decoder call reads and extends: the given one, a new dynamic one, or None."""
+    if not use_cache:
+        return None
+    if cache is None:
+        return EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
+    if not isinstance(cache, EncoderDecoderCache):
+        raise ValueError(
+            "Pyramidion caches are EncoderDecoderCache(self-attention cache, cross-attention cache)."
+        )
+    return cache
+
+
+def _self_attention_mask(
+    attention_mask: Tensor | None, embeds: Tensor, cache: EncoderDecoderCache | None
+) -> Tensor:
+    """Additive causal mask (B|1, 1, t, kv) for this step's t tokens over the cached + new keys, combined
+    with the decoder attention_mask (B, past + t); a 4-d mask prepared by generate() is used as it is."""
+    if attention_mask is not None and attention_mask.dim() == 4:  # prepared by generate() (static caches)
+        if attention_mask.is_floating_point():
+            return attention_mask
+        return additive_mask(attention_mask.bool(), embeds.dtype)
+    batch, length = embeds.shape[:2]
+    past = cache.get_seq_length() if cache is not None else 0
+    # keys of this step: past + t for dynamic caches, the whole preallocated length for static ones
+    kv_length = cache.self_attention_cache.get_mask_sizes(length, 0)[0] if cache is not None else length
+    queries = torch.arange(length, device=embeds.device)[:, None] + past  # positions of this step's tokens
+    keep = (torch.arange(kv_length, device=embeds.device)[None, :] <= queries)[None, None]  # (1, 1, t, kv)
+    if attention_mask is not None:
+        if tuple(attention_mask.shape) != (batch, past + length):
+            raise ValueError(
+                f"decoder_attention_mask has shape {tuple(attention_mask.shape)}; expected "
+                f"(batch, cached + new tokens) = {(batch, past + length)}."
+            )
+        padding = kv_length - attention_mask.shape[1]
+        keep = keep & F.pad(attention_mask.bool(), (0, padding), value=False)[:, None, None, :]
+    return additive_mask(keep, embeds.dtype)
+
+
+def _cross_attention_mask(encoder_mask: Tensor | None, encoder_states: Tensor, dtype: torch.dtype) -> Tensor:
+    """Additive mask (B, 1, 1, k) over the pooled encoder vectors from their pooled mask (B, k)."""
+    if encoder_mask is None:
+        encoder_mask = torch.ones(encoder_states.shape[:2], dtype=torch.bool, device=encoder_states.device)
+    if tuple(encoder_mask.shape) != tuple(encoder_states.shape[:2]):
+        raise ValueError(
+            f"encoder_attention_mask has shape {tuple(encoder_mask.shape)} but the encoder "
+            f"output is {tuple(encoder_states.shape[:2])}: pass the encoder's pooled_mask."
+        )
+    return additive_mask(encoder_mask.bool()[:, None, None, :], dtype)
 
 
 class PyramidionDecoder(PyramidionPreTrainedModel):
@@ -599,6 +637,15 @@ class PyramidionDecoder(PyramidionPreTrainedModel):
             )
         return self.embed_positions(positions)
 
+    def _embed(self, inputs_embeds: Tensor, past: int) -> Tensor:
+        """Token embeddings (B, t, d) + the positions of target tokens past..past+t-1, normalized."""
+        length, device, dtype = inputs_embeds.shape[1], inputs_embeds.device, inputs_embeds.dtype
+        hidden = inputs_embeds + self._positions(past, length, device, dtype)
+        if self.layernorm_embedding is not None:
+            hidden = self.layernorm_embedding(hidden)
+        return F.dropout(hidden, p=self.config.dropout, training=self.training)
+
+    @can_return_tuple
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
@@ -611,68 +658,23 @@ class PyramidionDecoder(PyramidionPreTrainedModel):
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs: Any,
-    ) -> BaseModelOutputWithPastAndCrossAttentions | tuple:
+    ) -> BaseModelOutputWithPastAndCrossAttentions:
         """input_ids (B, t) (or inputs_embeds), attention_mask (B, past + t), encoder_hidden_states (B, k, d)
         with encoder_attention_mask (B, k) (the encoder's `pooled_mask`) -> hidden states (B, t, d), cache."""
-        config = self.config
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = (
-            config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
-        return_dict = config.return_dict if return_dict is None else return_dict
-        use_cache = config.use_cache if use_cache is None else use_cache
+        output_attentions = _flag(output_attentions, self.config, "output_attentions")
+        output_hidden_states = _flag(output_hidden_states, self.config, "output_hidden_states")
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of decoder_input_ids or decoder_inputs_embeds.")
         if encoder_hidden_states is None:
             raise ValueError("The decoder needs encoder_hidden_states (the encoder's last_hidden_state).")
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
-        batch, length = inputs_embeds.shape[:2]
-        if use_cache and cache is None:
-            cache = EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
-        if not use_cache:
-            cache = None
-        if isinstance(cache, Cache) and not isinstance(cache, EncoderDecoderCache):
-            raise ValueError(
-                "Pyramidion caches are EncoderDecoderCache(self-attention cache, cross-attention cache)."
-            )
-        past = cache.get_seq_length() if cache is not None else 0
-        # keys of this step: past + t for dynamic caches, the whole preallocated length for static ones
-        kv_length = cache.self_attention_cache.get_mask_sizes(length, 0)[0] if cache is not None else length
-        if attention_mask is not None and attention_mask.dim() == 4:  # prepared by generate() (static caches)
-            self_attn_mask = attention_mask
-            if not attention_mask.is_floating_point():
-                self_attn_mask = additive_mask(attention_mask.bool(), inputs_embeds.dtype)
-        else:
-            device = inputs_embeds.device
-            queries = torch.arange(length, device=device)[:, None] + past  # positions of this step's tokens
-            keep = (torch.arange(kv_length, device=device)[None, :] <= queries)[None, None]  # (1, 1, t, kv)
-            if attention_mask is not None:
-                if tuple(attention_mask.shape) != (batch, past + length):
-                    raise ValueError(
-                        f"decoder_attention_mask has shape {tuple(attention_mask.shape)}; expected "
-                        f"(batch, cached + new tokens) = {(batch, past + length)}."
-                    )
-                padding = kv_length - attention_mask.shape[1]
-                keep = keep & F.pad(attention_mask.bool(), (0, padding), value=False)[:, None, None, :]
-            self_attn_mask = additive_mask(keep, inputs_embeds.dtype)
-        if encoder_attention_mask is None:
-            encoder_attention_mask = torch.ones(
-                encoder_hidden_states.shape[:2], dtype=torch.bool, device=inputs_embeds.device
-            )
-        if tuple(encoder_attention_mask.shape) != tuple(encoder_hidden_states.shape[:2]):
-            raise ValueError(
-                f"encoder_attention_mask has shape {tuple(encoder_attention_mask.shape)} but the encoder "
-                f"output is {tuple(encoder_hidden_states.shape[:2])}: pass the encoder's pooled_mask."
-            )
-        cross_attn_mask = additive_mask(encoder_attention_mask.bool()[:, None, None, :], inputs_embeds.dtype)
-
-        hidden = inputs_embeds + self._positions(past, length, inputs_embeds.device, inputs_embeds.dtype)
-        if self.layernorm_embedding is not None:
-            hidden = self.layernorm_embedding(hidden)
-        hidden = F.dropout(hidden, p=config.dropout, training=self.training)
+        cache = _decoder_cache(self.config, cache, _flag(use_cache, self.config, "use_cache"))
+        self_attn_mask = _self_attention_mask(attention_mask, inputs_embeds, cache)
+        dtype = inputs_embeds.dtype
+        cross_attn_mask = _cross_attention_mask(encoder_attention_mask, encoder_hidden_states, dtype)
+        hidden = self._embed(inputs_embeds, cache.get_seq_length() if cache is not None else 0)
 
         all_hidden, self_attentions, cross_attentions = (), (), ()
         for layer in self.layers:
@@ -686,44 +688,42 @@ class PyramidionDecoder(PyramidionPreTrainedModel):
                 cache=cache,
                 output_attentions=output_attentions,
             )
-            if output_attentions:
-                self_attentions += (self_weights,)
-                cross_attentions += (cross_weights,)
+            self_attentions += (self_weights,)
+            cross_attentions += (cross_weights,)
         if self.layer_norm is not None:
             hidden = self.layer_norm(hidden)
         if output_hidden_states:
             all_hidden += (hidden,)
-
-        output = BaseModelOutputWithPastAndCrossAttentions(
+        return BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=hidden,
             cache=cache,
             hidden_states=all_hidden if output_hidden_states else None,
             attentions=self_attentions if output_attentions else None,
             cross_attentions=cross_attentions if output_attentions else None,
         )
-        return output if return_dict else output.to_tuple()
+
+
+# Position of `pooled_mask` counted from the end of an encoder output tuple: the fields after it are never
+# None (so `to_tuple()`, which drops None fields, keeps them).
+_POOLED_MASK_FROM_END = [f.name for f in fields(PyramidionEncoderOutput)][::-1].index("pooled_mask") + 1
 
 
 def _as_encoder_output(encoder_outputs: Any, attention_mask: Tensor | None) -> PyramidionEncoderOutput:
-    """The encoder output as a PyramidionEncoderOutput, from one, another BaseModelOutput or a tuple."""
+    """The encoder output as a PyramidionEncoderOutput, from one, from its tuple form (return_dict=False), or
+    from a plain BaseModelOutput of unpooled length (its mask is then the input attention_mask)."""
     if isinstance(encoder_outputs, PyramidionEncoderOutput):
         return encoder_outputs
-    if isinstance(encoder_outputs, BaseModelOutput):
-        hidden, rest = encoder_outputs.last_hidden_state, tuple(encoder_outputs.values())[1:]
-    else:
-        hidden, rest = encoder_outputs[0], tuple(encoder_outputs[1:])
-    pooled_mask = next(
-        (t for t in rest if isinstance(t, Tensor) and t.dtype == torch.bool and t.shape == hidden.shape[:2]),
-        None,
-    )
-    if pooled_mask is None and attention_mask is not None and attention_mask.shape == hidden.shape[:2]:
-        pooled_mask = attention_mask.bool()
-    if pooled_mask is None:
-        raise ValueError(
-            "encoder_outputs carry no pooled mask matching their length: pass the PyramidionEncoderOutput "
-            "returned by model.get_encoder()(...)."
+    if isinstance(encoder_outputs, tuple) and len(encoder_outputs) > _POOLED_MASK_FROM_END:
+        return PyramidionEncoderOutput(
+            last_hidden_state=encoder_outputs[0], pooled_mask=encoder_outputs[-_POOLED_MASK_FROM_END]
         )
-    return PyramidionEncoderOutput(last_hidden_state=hidden, pooled_mask=pooled_mask)
+    hidden = encoder_outputs[0]
+    if attention_mask is not None and tuple(attention_mask.shape) == tuple(hidden.shape[:2]):
+        return PyramidionEncoderOutput(last_hidden_state=hidden, pooled_mask=attention_mask.bool())
+    raise ValueError(
+        "encoder_outputs carry no pooled mask matching their length: pass the PyramidionEncoderOutput "
+        "returned by model.get_encoder()(...)."
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -758,6 +758,7 @@ class PyramidionModel(PyramidionPreTrainedModel):
     def get_decoder(self) -> PyramidionDecoder:
         return self.decoder
 
+    @can_return_tuple
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
@@ -772,12 +773,10 @@ class PyramidionModel(PyramidionPreTrainedModel):
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs: Any,
-    ) -> PyramidionSeq2SeqModelOutput | tuple:
+    ) -> PyramidionSeq2SeqModelOutput:
         """Encode (unless `encoder_outputs` is given) and decode; decoder inputs default to shifted input_ids
         (BART). Cross-attention is masked by the encoder's pooled mask, never by the n-long attention_mask."""
-        return_dict = self.config.return_dict if return_dict is None else return_dict
         if decoder_input_ids is None and decoder_inputs_embeds is None:
             if input_ids is None:
                 raise ValueError("Pass decoder_input_ids (or labels to the LM head), or input_ids to shift.")
@@ -804,9 +803,8 @@ class PyramidionModel(PyramidionPreTrainedModel):
             use_cache=use_cache,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
-            return_dict=True,
         )
-        output = PyramidionSeq2SeqModelOutput(
+        return PyramidionSeq2SeqModelOutput(
             last_hidden_state=decoder_outputs.last_hidden_state,
             cache=decoder_outputs.cache,
             decoder_hidden_states=decoder_outputs.hidden_states,
@@ -819,7 +817,6 @@ class PyramidionModel(PyramidionPreTrainedModel):
             encoder_pooling_indices=encoder_outputs.pooling_indices,
             encoder_pooling_weights=encoder_outputs.pooling_weights,
         )
-        return output if return_dict else output.to_tuple()
 
 
 class PyramidionForConditionalGeneration(PyramidionPreTrainedModel, GenerationMixin):
@@ -842,6 +839,7 @@ class PyramidionForConditionalGeneration(PyramidionPreTrainedModel, GenerationMi
     def get_decoder(self) -> PyramidionDecoder:
         return self.model.decoder
 
+    @can_return_tuple
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
@@ -857,12 +855,10 @@ class PyramidionForConditionalGeneration(PyramidionPreTrainedModel, GenerationMi
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs: Any,
-    ) -> PyramidionSeq2SeqLMOutput | tuple:
+    ) -> PyramidionSeq2SeqLMOutput:
         """As `PyramidionModel.forward`, plus logits (B, t, vocab) and, given labels (B, t) (-100 = ignored),
         the mean token cross-entropy (sum / `num_items_in_batch` when the Trainer passes it)."""
-        return_dict = self.config.return_dict if return_dict is None else return_dict
         if labels is not None:
             use_cache = False
             if decoder_input_ids is None and decoder_inputs_embeds is None:
@@ -881,13 +877,12 @@ class PyramidionForConditionalGeneration(PyramidionPreTrainedModel, GenerationMi
             use_cache=use_cache,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
-            return_dict=True,
         )
         logits = self.lm_head(outputs.last_hidden_state)
         loss = None
         if labels is not None:
             loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
-        output = PyramidionSeq2SeqLMOutput(
+        return PyramidionSeq2SeqLMOutput(
             loss=loss,
             logits=logits,
             cache=outputs.cache,
@@ -901,7 +896,6 @@ class PyramidionForConditionalGeneration(PyramidionPreTrainedModel, GenerationMi
             encoder_pooling_indices=outputs.encoder_pooling_indices,
             encoder_pooling_weights=outputs.encoder_pooling_weights,
         )
-        return output if return_dict else output.to_tuple()
 
     def prepare_decoder_input_ids_from_labels(self, labels: Tensor) -> Tensor:
         """Decoder inputs for labels (B, t), as used by DataCollatorForSeq2Seq."""
