@@ -1,7 +1,8 @@
-"""Tests for pyramidion_hf.analysis.explain: tokens surviving each pooling layer; terminal/HTML; CLI."""
+"""Tests for pyramidion_hf.analysis: the tokens surviving each pooling layer; terminal/HTML views; the CLI."""
 
 from __future__ import annotations
 
+import io
 import re
 import runpy
 import sys
@@ -10,9 +11,13 @@ from importlib.metadata import entry_points
 
 import pytest
 import torch
+from conftest import tiny_config
 
-from pyramidion_hf import PyramidionConfig, PyramidionForConditionalGeneration
-from pyramidion_hf.analysis.explain import Explanation, explain, main
+from pyramidion_hf import PyramidionForConditionalGeneration
+from pyramidion_hf.analysis.cli import main
+from pyramidion_hf.analysis.explain import Explanation, explain
+from pyramidion_hf.analysis.render_terminal import wants_color
+from pyramidion_hf.modeling.topk import TOPK_OPTIONS
 from pyramidion_hf.training.tokenizer import train_tokenizer
 
 CORPUS = [
@@ -30,23 +35,10 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 def make_model(tokenizer, seed: int = 0, **overrides) -> PyramidionForConditionalGeneration:
     """Two pooling layers: 64 tokens -> 32 after encoder layer 2 -> 8 after encoder layer 3."""
-    kwargs = dict(
-        vocab_size=len(tokenizer),
-        max_position_embeddings=64,
-        encoder_lengths=[64, 32, 8],
-        block_size=16,
-        d_model=16,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        decoder_layers=1,
-        dropout=0.0,
-        init_std=0.25,
-    )
-    kwargs.update(overrides)
+    config = tiny_config(**{"vocab_size": len(tokenizer), "encoder_lengths": [64, 32, 8], "decoder_layers": 1,
+                            **overrides})
     torch.manual_seed(seed)
-    return PyramidionForConditionalGeneration(PyramidionConfig(**kwargs)).eval()
+    return PyramidionForConditionalGeneration(config).eval()
 
 
 @pytest.fixture(scope="module")
@@ -170,8 +162,8 @@ def test_token_text_comes_from_offsets(tok, model):
     for t in exp.tokens:
         assert t.text == text[t.start : t.end]
     # every character of the text is covered by exactly one rendered piece, in order
-    assert "".join(p.text for p in exp._pieces() if not p.special) == text
-    e_acute = [p for p in exp._pieces() if p.text == "é"]
+    assert "".join(p.text for p in exp.pieces() if not p.special) == text
+    e_acute = [p for p in exp.pieces() if p.text == "é"]
     assert len(e_acute) == 1 and len(e_acute[0].tokens) == 2  # its two byte tokens share one piece
 
 
@@ -182,7 +174,7 @@ def test_truncation_and_max_length(tok, model):
     assert [s.kept for s in exp.layers] == [20, 8]
     indices, weights = model_selection(model, tok, LONG_TEXT, max_length=20)
     check_against_model(exp, indices, weights)
-    assert any(p.unread and p.text.endswith("never read by this tiny model.") for p in exp._pieces())
+    assert any(p.unread and p.text.endswith("never read by this tiny model.") for p in exp.pieces())
     page = exp.to_html()
     tail = LONG_TEXT[exp.read_chars :].strip()
     assert f'not read: beyond max_length=20</span><span class="unread">{tail}</span>' in page
@@ -256,7 +248,7 @@ def test_html_is_self_contained_and_escaped(tok, model, tmp_path):
     assert "".join(parser.text) == text  # the document survives escaping character for character
     assert parser.tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "div", "span",
                            "table", "thead", "tbody", "tr", "th", "td", "ul", "li", "code"}
-    assert len(parser.titles) == len(exp._pieces()) - sum(1 for p in exp._pieces() if p.tokens is None)
+    assert len(parser.titles) == len(exp.pieces()) - sum(1 for p in exp.pieces() if p.tokens is None)
     assert all(t.startswith("token ") for t in parser.titles)
     assert any("pooling 1" in t and "weight" in t for t in parser.titles)
     # legend, per-layer counts and schedule
@@ -278,7 +270,7 @@ def test_terminal_views(tok, model):
     for line in colored.split("\n"):  # every line ends reset: backgrounds never bleed into the next line
         assert not ANSI.findall(line) or line.endswith("\x1b[0m")
     marked = re.findall(r"\[([^\]]*):(\d)\]", plain.split("\n\n")[1])
-    assert len(marked) == sum(1 for p in exp._pieces() if p.tokens and max(t.depth for t in p.tokens) > 0)
+    assert len(marked) == sum(1 for p in exp.pieces() if p.tokens and max(t.depth for t in p.tokens) > 0)
     n = len(exp.tokens)
     assert n > 32 and f"kept 32 of {n} vectors (k=32)" in plain and "kept 8 of 32 vectors (k=8)" in plain
     assert f"{100 * 8 / n:.1f}% of the document" in plain
@@ -304,7 +296,7 @@ def test_cli_end_to_end(saved, tmp_path, capsys, tok):
     page = out.read_text(encoding="utf-8")
     reference = explain(make_model(tok), tok, LONG_TEXT).to_html()  # the reloaded model selects the same
     assert page == reference
-    main([str(saved), str(doc), "--max-length", "16"])
+    main([str(saved), str(doc), "--max-length", "16", "--color", "always"])
     printed = capsys.readouterr().out
     assert "\x1b[" in printed and "truncated to max_length=16" in printed and "wrote" not in printed
 
@@ -339,8 +331,53 @@ def test_python_dash_m_and_console_script(saved, tmp_path, capsys, monkeypatch):
     doc = tmp_path / "doc.txt"
     doc.write_text("The decoder reads what survives.", encoding="utf-8")
     monkeypatch.setattr(sys, "argv", ["pyramidion-explain", str(saved), str(doc), "--no-color"])
-    runpy.run_module("pyramidion_hf.analysis.explain", run_name="__main__")
+    runpy.run_module("pyramidion_hf.analysis", run_name="__main__")
     printed = capsys.readouterr().out
     assert "reach the decoder" in printed and "pooling 1 (after encoder layer 2)" in printed
     scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
-    assert scripts.get("pyramidion-explain") == "pyramidion_hf.analysis.explain:main"
+    assert scripts.get("pyramidion-explain") == "pyramidion_hf.analysis.cli:main"
+
+
+class _Terminal(io.StringIO):
+    """A captured stdout that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_wants_color(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert wants_color("auto", _Terminal()) and not wants_color("auto", io.StringIO())
+    assert wants_color("always", io.StringIO()) and not wants_color("never", _Terminal())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not wants_color("auto", _Terminal()) and wants_color("always", _Terminal())
+    with pytest.raises(ValueError, match="color must be one of"):
+        wants_color("sometimes", _Terminal())
+
+
+def test_cli_colours_only_a_terminal(saved, tmp_path, capsys, monkeypatch):
+    """--color auto (the default): plain text into a pipe or file, ANSI colours on a terminal."""
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    doc = tmp_path / "doc.txt"
+    doc.write_text(LONG_TEXT, encoding="utf-8")
+    main([str(saved), str(doc)])
+    piped = capsys.readouterr().out
+    assert "\x1b" not in piped and "[" in piped and "kept 8 of 32 vectors" in piped  # `[text:depth]` marks
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    main([str(saved), str(doc)])
+    assert "\x1b[" in terminal.getvalue()
+    assert ANSI.sub("", terminal.getvalue().split("\n\n")[0]) == piped.split("\n\n")[0]  # same headline
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    main([str(saved), str(doc), "--color", "never"])
+    assert "\x1b" not in terminal.getvalue() and terminal.getvalue() == piped
+
+
+@pytest.mark.parametrize("topk", sorted(TOPK_OPTIONS))
+def test_schedule_shows_the_options_the_operator_takes(tok, topk):
+    exp = explain(make_model(tok, topk=topk), tok, "keeps the best")
+    shown = {name.removeprefix("topk_") for name in exp.schedule if name.startswith("topk_")}
+    assert exp.schedule["topk"] == topk and shown == set(TOPK_OPTIONS[topk])
+    strided = explain(make_model(tok, scorer="mean", topk=topk), tok, "keeps the best")
+    assert not any(name.startswith("topk") for name in strided.schedule)  # strided pooling uses no operator

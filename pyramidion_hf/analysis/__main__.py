@@ -1,0 +1,5 @@
+"""``python -m pyramidion_hf.analysis``: the ``pyramidion-explain`` command line."""
+
+from .cli import main
+
+main()
