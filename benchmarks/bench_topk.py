@@ -13,30 +13,25 @@ topk_time.png, topk_nccs.png and topk_env.json.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import ctypes.util
 import functools
-import inspect
 import json
 import math
 import os
-import platform
 import resource
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import common
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from pyramidion_hf.topk import hard_topk, iterative_softmax_topk, successive_halving_topk
 
-RESULTS = Path(__file__).resolve().parent / "results"
 BATCH, DIM = 16, 512
 HEADLINE = (8192, 512)
 PAPER_SORT_TIME, PAPER_SORT_ERROR = 7.3, 45.2  # Appendix B.5: sorting costs 7.3% time, removes 45.2% of error
@@ -44,9 +39,6 @@ PAPER_SORT_TIME, PAPER_SORT_ERROR = 7.3, 45.2  # Appendix B.5: sorting costs 7.3
 ITERATIVE_TIME_CAP = 1 << 21
 # nCCS uses the first max(2, min(B, NCCS_BUDGET // (n*k))) samples: the k x k Chamfer matrix is O(k^2 d).
 NCCS_BUDGET = 1 << 26
-ENV_KEYS_PREFIXES = ("MALLOC_", "OMP_", "MKL_", "KMP_", "GOMP_", "LD_PRELOAD", "THP_", "TORCH_", "PYTORCH_")
-GIB = 1 << 30
-TUNING_PREFIXES = ("MALLOC_", "OMP_WAIT_POLICY", "KMP_", "GOMP_", "LD_PRELOAD", "THP_MEM_ALLOC_ENABLE")
 
 
 def floor_pass(hidden: Tensor, scores: Tensor, k: int) -> Tensor:
@@ -156,71 +148,6 @@ def loop_timed(n: int, k: int) -> bool:
     return n == 16 * k
 
 
-def malloc_probe() -> dict[str, object]:
-    """Does glibc serve a 16, 64 and 256 MiB posix_memalign (torch's CPU allocation) with mmap?
-
-    An mmapped block is unmapped on free and page-faulted again on the next allocation. Self-contained (runs
-    in a bare interpreter, see threshold_probe).
-    """
-    import ctypes
-    import ctypes.util
-    import platform
-
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name or platform.libc_ver()[0] != "glibc":
-        return {"glibc": False}
-    libc = ctypes.CDLL(libc_name)
-    fields = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
-
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_size_t) for name in (*fields, "keepcost")]
-
-    if not hasattr(libc, "mallinfo2"):
-        return {"glibc": True, "mallinfo2": False}
-    libc.mallinfo2.restype = MallInfo2
-    result: dict[str, object] = {"glibc": True, "version": platform.libc_ver()[1]}
-    for mib in (16, 64, 256):
-        before = libc.mallinfo2().hblkhd
-        ptr = ctypes.c_void_p()
-        libc.posix_memalign(ctypes.byref(ptr), 64, ctypes.c_size_t(mib << 20))
-        result[f"{mib}MiB_mmapped"] = libc.mallinfo2().hblkhd - before >= (mib << 20)
-        libc.free(ptr)
-    return result
-
-
-def environment() -> dict[str, object]:
-    """Torch build, threads, CPU model, allocator-relevant environment variables and allocator behaviour."""
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(
-                (line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu
-            )
-    except OSError:
-        pass
-    thp = {}
-    for name in ("enabled", "defrag"):
-        try:
-            thp[name] = Path(f"/sys/kernel/mm/transparent_hugepage/{name}").read_text().strip()
-        except OSError:
-            thp[name] = None
-    return {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
-        "interop_threads": torch.get_num_interop_threads(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "load_average": os.getloadavg(),
-        "env": {key: value for key, value in sorted(os.environ.items()) if key.startswith(ENV_KEYS_PREFIXES)},
-        "malloc": malloc_probe(),
-        "jemalloc": ctypes.util.find_library("jemalloc"),
-        "tcmalloc": ctypes.util.find_library("tcmalloc"),
-        "transparent_hugepage": thp,
-        "parallel_info": torch.__config__.parallel_info().splitlines()[:6],
-    }
-
-
 def measure_time(points: list[tuple[int, int]], quick: bool) -> dict[str, object]:
     """Child-process body: time every method at every point; return the rows and this environment."""
     rows = []
@@ -245,7 +172,7 @@ def measure_time(points: list[tuple[int, int]], quick: bool) -> dict[str, object
                     flush=True,
                 )
         del hidden, scores
-    return {"rows": rows, "environment": environment()}
+    return {"rows": rows, "environment": common.environment()}
 
 
 def measure_nccs(points: list[tuple[int, int]]) -> list[dict[str, object]]:
@@ -276,62 +203,6 @@ def loop_equivalence(point: tuple[int, int]) -> float:
         ours = successive_halving_topk(hidden, scores, k, weighting="peaked", base=20.0).hidden
         theirs = authors_loop_topk(hidden, scores, k)  # same k vectors, in tournament order
         return torch.cdist(theirs, ours).amin(-1).max().item()
-
-
-def run_child(env_name: str, env: dict[str, str], quick: bool) -> dict[str, object]:
-    """Re-launch this script as a timing worker in the given environment."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "time.json"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(out)] + (
-            ["--quick"] if quick else []
-        )
-        print(f"timing in the {env_name} environment ...", flush=True)
-        subprocess.run(cmd, env=env, check=True)
-        return json.loads(out.read_text())
-
-
-def tuned_env(base: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """The tuned environment: passive OpenMP waits, glibc malloc that keeps and reuses freed memory."""
-    settings = {
-        "OMP_WAIT_POLICY": "PASSIVE",
-        # Serve every size from the heap (never mmap), never give freed memory back: big tensors then reuse
-        # already-faulted pages. Older glibc caps MALLOC_MMAP_THRESHOLD_ at 32 MiB; MALLOC_MMAP_MAX_=0 covers
-        # that case (threshold_probe() records what this glibc accepts).
-        "MALLOC_MMAP_THRESHOLD_": str(64 * GIB),
-        "MALLOC_MMAP_MAX_": "0",
-        "MALLOC_TRIM_THRESHOLD_": str(64 * GIB),
-    }
-    env = {key: value for key, value in base.items() if key not in ("OMP_WAIT_POLICY", "LD_PRELOAD")}
-    env.update(settings)
-    return env, settings
-
-
-def threshold_probe(base: dict[str, str]) -> dict[str, object]:
-    """Which glibc settings take effect: is a 16 / 64 / 256 MiB tensor still mmapped under each?"""
-    probes = {}
-    settings = [("default", {}), ("MALLOC_MMAP_MAX_=0", {"MALLOC_MMAP_MAX_": "0"})] + [
-        (f"MALLOC_MMAP_THRESHOLD_={v}", {"MALLOC_MMAP_THRESHOLD_": str(v)})
-        for v in (32 << 20, 64 << 20, GIB, 64 * GIB)
-    ]
-    for name, extra in settings:
-        env = {k: v for k, v in base.items() if not k.startswith("MALLOC_")}
-        env.update(extra)
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                inspect.getsource(malloc_probe) + "\nprint(__import__('json').dumps(malloc_probe()))",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if out.returncode != 0:
-            probes[name] = out.stderr[-300:]
-            continue
-        probe = json.loads(out.stdout)
-        probes[name] = {mib: probe.get(f"{mib}MiB_mmapped") for mib in (16, 64, 256)}
-    return probes
 
 
 def _table(
@@ -377,12 +248,36 @@ def sorting_effect(time_rows: list[dict], nccs_rows: list[dict], sorted_m: str, 
     return out
 
 
+def _panel(
+    ax: Any, runs: dict[str, list[dict]], ratio: int, kind: str, styles: dict, colors: dict
+) -> set[str]:
+    """One panel (k = n/ratio) of a figure: a line per (environment, method); returns the methods drawn."""
+    used = set()
+    for env_name, rows in runs.items():
+        for method in METHODS:
+            pts = sorted(
+                (r["n"], r["fwd_bwd" if kind == "time" else "nccs"])
+                for r in rows
+                if r["method"] == method and r["n"] // r["k"] == ratio
+            )
+            if pts:
+                used.add(method)
+                xs, ys = zip(*pts, strict=True)
+                marker, size = ("x", 6) if method == "loop" else ("o", 3)  # loop == SH peaked in nCCS
+                ax.plot(xs, ys, styles.get(env_name, "-"), marker=marker, ms=size, color=colors[method])
+    ax.set_xscale("log", base=2)
+    ax.set_title(f"k = n/{ratio}")
+    ax.set_xlabel("n")
+    ax.set_ylabel("forward+backward time per batch [s]" if kind == "time" else "nCCS vs real top-k")
+    if kind == "time":
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    return used
+
+
 def plot(time_runs: dict[str, list[dict]], nccs_rows: list[dict], out_dir: Path) -> None:
     """Figure 5 (time vs n) and Figure 6 (nCCS vs n), one panel per ratio n/k; colour = method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = common.pyplot()
     from matplotlib.lines import Line2D
 
     ratios = sorted({r["n"] // r["k"] for r in nccs_rows})
@@ -391,29 +286,9 @@ def plot(time_runs: dict[str, list[dict]], nccs_rows: list[dict], out_dir: Path)
     for kind, runs in (("time", time_runs), ("nccs", {"": nccs_rows})):
         cols, rows_n = min(3, len(ratios)), math.ceil(len(ratios) / min(3, len(ratios)))
         fig, axes = plt.subplots(rows_n, cols, figsize=(5 * cols, 3.4 * rows_n + 1.2), squeeze=False)
-        used = []
+        used: set[str] = set()
         for ax, ratio in zip(axes.flat, ratios, strict=False):
-            for env_name, rows in runs.items():
-                for method in METHODS:
-                    pts = sorted(
-                        (r["n"], r["fwd_bwd" if kind == "time" else "nccs"])
-                        for r in rows
-                        if r["method"] == method and r["n"] // r["k"] == ratio
-                    )
-                    if pts:
-                        used.append(method)
-                        xs, ys = zip(*pts, strict=True)
-                        marker, size = ("x", 6) if method == "loop" else ("o", 3)  # loop == SH peaked in nCCS
-                        ax.plot(
-                            xs, ys, styles.get(env_name, "-"), marker=marker, ms=size, color=colors[method]
-                        )
-            ax.set_xscale("log", base=2)
-            ax.set_title(f"k = n/{ratio}")
-            ax.set_xlabel("n")
-            ax.set_ylabel("forward+backward time per batch [s]" if kind == "time" else "nCCS vs real top-k")
-            if kind == "time":
-                ax.set_yscale("log")
-            ax.grid(alpha=0.3)
+            used |= _panel(ax, runs, ratio, kind, styles, colors)
         for ax in list(axes.flat)[len(ratios) :]:
             ax.axis("off")
         handles = [
@@ -433,36 +308,18 @@ def plot(time_runs: dict[str, list[dict]], nccs_rows: list[dict], out_dir: Path)
         plt.close(fig)
 
 
-def report(time_runs: dict[str, dict], nccs_rows: list[dict], extra: dict, quick: bool) -> str:
-    """The markdown report (benchmarks/results/topk.md)."""
-    methods = list(METHODS)
-    soft = list(NCCS_METHODS)
-    head = (
-        HEADLINE
-        if any((r["n"], r["k"]) == HEADLINE for r in nccs_rows)
-        else max((r["n"], r["k"]) for r in nccs_rows)
-    )
+def _headline_section(
+    time_runs: dict[str, dict], nccs_rows: list[dict], extra: dict, head: tuple[int, int]
+) -> list[str]:
+    """The headline (n, k): every method's times and nCCS, then the speed targets per environment."""
     lines = [
-        "# Top-k operators: time and approximation quality (Appendix B.5, Figures 5 and 6)",
-        "",
-        f"Generated by `python benchmarks/bench_topk.py{' --quick' if quick else ''}` "
-        f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). B={BATCH}, d={DIM}, E ~ U[-1,1], "
-        "v ~ U[0,1] "
-        "(as in the paper, which used one A100; this is CPU). Times are medians of 3-5 repetitions after a "
-        "warm-up, forward with autograd recording on; forward+backward uses a fixed random output gradient "
-        "and returns gradients for E and v. nCCS = 1/k sum_i max_j cos(y_i, y^_j) against the real hard "
-        "top-k, on "
-        "the first max(2, min(16, 2^26/(n k))) samples of the batch.",
-        "",
-        "![time](topk_time.png)\n\n![nCCS](topk_nccs.png)",
-        "",
         f"## Headline: n={head[0]}, k={head[1]}",
         "",
         "| method | " + " | ".join(f"fwd [{e}] | fwd+bwd [{e}]" for e in time_runs) + " | nCCS |",
         "|---|" + "---|---|" * len(time_runs) + "---|",
     ]
     q = {(r["n"], r["k"], r["method"]): r["nccs"] for r in nccs_rows}
-    for m in methods:
+    for m in METHODS:
         cells = []
         for run in time_runs.values():
             row = next((r for r in run["rows"] if (r["n"], r["k"], r["method"]) == (*head, m)), None)
@@ -485,14 +342,17 @@ def report(time_runs: dict[str, dict], nccs_rows: list[dict], extra: dict, quick
             f"(target >= 5: {'met' if loop_sh >= 5 else 'NOT met'}); loop / SH peaked (same maths) = "
             f"{loop_peaked:.1f}x; SH fwd / floor fwd = {_ratio(rows, 'sh', 'floor', 'fwd', head):.2f}x."
         )
-    lines += [
+    lines.append(
         "- The authors' loop and SH peaked compute the same k vectors: max distance from a loop output to "
         "the "
-        f"nearest SH peaked output = {extra['loop_equivalence']:.2e} (headline n, k, 2 samples).",
-        "",
-        "## Sorting: cost and benefit (paper: +7.3% time, -45.2% error)",
-        "",
-    ]
+        f"nearest SH peaked output = {extra['loop_equivalence']:.2e} (headline n, k, 2 samples)."
+    )
+    return lines
+
+
+def _sorting_section(time_runs: dict[str, dict], nccs_rows: list[dict]) -> list[str]:
+    """What sorting costs and what it removes, for both pair weightings."""
+    lines = ["## Sorting: cost and benefit (paper: +7.3% time, -45.2% error)", ""]
     for weighting, (sorted_m, unsorted_m) in (
         ("sigmoid", ("sh", "sh_unsorted")),
         ("peaked, base 20 (the paper's setting)", ("sh_peaked", "sh_peaked_unsorted")),
@@ -509,20 +369,23 @@ def report(time_runs: dict[str, dict], nccs_rows: list[dict], extra: dict, quick
             f"- {weighting}: sorting removes **{next(iter(effects.values()))['error']:.1f}%** of the "
             f"error 1 - nCCS and costs {cost} time (means over all points)."
         )
-    lines += [
-        "",
-        "## SH vs iterative top-k",
-        "",
-    ]
+    return lines
+
+
+def _iterative_section(time_runs: dict[str, dict], nccs_rows: list[dict]) -> list[str]:
+    """SH against iterative top-k: quality at every point, speed where iterative was timed."""
+    q = {(r["n"], r["k"], r["method"]): r["nccs"] for r in nccs_rows}
     checks = []
     for n, k in sorted({(r["n"], r["k"]) for r in nccs_rows}):
         if (n, k, "iterative") in q:
             checks.append((n, k, q[(n, k, "sh")], q[(n, k, "iterative")]))
     failed = [c for c in checks if c[2] < c[3]]
-    lines.append(
+    lines = [
+        "## SH vs iterative top-k",
+        "",
         f"- nCCS(SH sorted) >= nCCS(iterative) at {len(checks) - len(failed)} of {len(checks)} points"
-        + (": **all**." if not failed else f"; fails at {[(c[0], c[1]) for c in failed]}.")
-    )
+        + (": **all**." if not failed else f"; fails at {[(c[0], c[1]) for c in failed]}."),
+    ]
     for env_name, run in time_runs.items():
         t = {(r["n"], r["k"], r["method"]): r["fwd_bwd"] for r in run["rows"]}
         pts = [(n, k) for n, k, m in t if m == "iterative"]
@@ -532,21 +395,27 @@ def report(time_runs: dict[str, dict], nccs_rows: list[dict], extra: dict, quick
             f"points; iterative is O(n k d) and timed only where n*k <= "
             f"2^{int(math.log2(ITERATIVE_TIME_CAP))}."
         )
-    lines += [
-        "",
-        "## nCCS (higher is better; hard top-k = 1)",
-        "",
-        _table(nccs_rows, "nccs", soft, ".4f", lambda m, n, k: "-"),
-    ]
+    return lines
+
+
+def _tables_section(time_runs: dict[str, dict], nccs_rows: list[dict]) -> list[str]:
+    """Every measured value: the nCCS table, then forward and forward+backward times per environment."""
+    lines = ["## nCCS (higher is better; hard top-k = 1)", "", _table(nccs_rows, "nccs", list(NCCS_METHODS),
+             ".4f", lambda m, n, k: "-")]  # fmt: skip
     for env_name, run in time_runs.items():
         for key, title in (("fwd", "forward"), ("fwd_bwd", "forward+backward")):
             lines += [
                 "",
                 f"## Time, {title} [s], {env_name} env",
                 "",
-                _table(run["rows"], key, methods, ".4f", _not_timed),
+                _table(run["rows"], key, list(METHODS), ".4f", _not_timed),
             ]
-    lines += ["", "## Environments", ""]
+    return lines
+
+
+def _environment_section(time_runs: dict[str, dict], extra: dict) -> list[str]:
+    """Each timing environment, the tuning applied, and which glibc settings take effect."""
+    lines = ["## Environments", ""]
     for env_name, run in time_runs.items():
         env = run["environment"]
         lines.append(
@@ -556,7 +425,17 @@ def report(time_runs: dict[str, dict], nccs_rows: list[dict], extra: dict, quick
             f"page faults per fwd+bwd at the headline (SH / floor): "
             f"{extra['faults'][env_name]}"
         )
-    lines += [
+    probes = [
+        f"| `{name}` | "
+        + (
+            " | ".join("mmap" if v else "heap" for v in probe.values())
+            if isinstance(probe, dict)
+            else str(probe)
+        )
+        + " |"
+        for name, probe in extra["threshold_probe"].items()
+    ]
+    return lines + [
         f"- Load average when the benchmark started: {extra['load_start']}; variables removed from the "
         f"default environment: {extra['stripped'] or 'none'}. The tuned environment sets "
         f"`{' '.join(f'{k}={v}' for k, v in extra['tuned_settings'].items())}`.",
@@ -567,93 +446,119 @@ def report(time_runs: dict[str, dict], nccs_rows: list[dict], extra: dict, quick
         "",
         "| setting | 16 MiB | 64 MiB | 256 MiB |",
         "|---|---|---|---|",
-        *(
-            f"| `{name}` | "
-            + (
-                " | ".join("mmap" if v else "heap" for v in probe.values())
-                if isinstance(probe, dict)
-                else str(probe)
-            )
-            + " |"
-            for name, probe in extra["threshold_probe"].items()
-        ),
+        *probes,
         "",
         f"- jemalloc: {extra['jemalloc'] or 'not installed'}; "
         f"tcmalloc: {extra['tcmalloc'] or 'not installed'}.",
         "",
     ]
+
+
+def report(time_runs: dict[str, dict], nccs_rows: list[dict], extra: dict, quick: bool) -> str:
+    """The markdown report (benchmarks/results/topk.md)."""
+    points = {(r["n"], r["k"]) for r in nccs_rows}
+    head = HEADLINE if HEADLINE in points else max(points)
+    command = common.command_line(__file__, ["--quick"] if quick else [])
+    lines = [
+        "# Top-k operators: time and approximation quality (Appendix B.5, Figures 5 and 6)",
+        "",
+        f"{common.generated_by(command)}. B={BATCH}, d={DIM}, E ~ U[-1,1], "
+        "v ~ U[0,1] "
+        "(as in the paper, which used one A100; this is CPU). Times are medians of 3-5 repetitions after a "
+        "warm-up, forward with autograd recording on; forward+backward uses a fixed random output gradient "
+        "and returns gradients for E and v. nCCS = 1/k sum_i max_j cos(y_i, y^_j) against the real hard "
+        "top-k, on "
+        "the first max(2, min(16, 2^26/(n k))) samples of the batch.",
+        "",
+        "![time](topk_time.png)\n\n![nCCS](topk_nccs.png)",
+        "",
+        *_headline_section(time_runs, nccs_rows, extra, head),
+        "",
+        *_sorting_section(time_runs, nccs_rows),
+        "",
+        *_iterative_section(time_runs, nccs_rows),
+        "",
+        *_tables_section(time_runs, nccs_rows),
+        "",
+        *_environment_section(time_runs, extra),
+    ]
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def time_in(env_name: str, quick: bool) -> dict[str, Any]:
+    """Timing rows and environment of a child worker in the environment `env_name` (common.child_env)."""
+    env, _ = common.child_env(env_name)
+    print(f"timing in the {env_name} environment ...", flush=True)
+    run = common.run_worker(__file__, {"quick": quick}, env, echo=True)
+    if run.result is None or run.returncode:
+        raise SystemExit(f"timing in the {env_name} environment failed: {run.reason.splitlines()[0]}")
+    return run.result
+
+
+def page_faults(time_runs: dict[str, dict], head: tuple[int, int]) -> dict[str, str]:
+    """Minor page faults "SH / floor" per forward+backward at the headline point, per environment."""
+    faults = {}
+    for name, run in time_runs.items():
+        f = {r["method"]: r["faults"] for r in run["rows"] if (r["n"], r["k"]) == head}
+        faults[name] = f"{f.get('sh')} / {f.get('floor')}"
+    return faults
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="tiny grid (< 1 min), to check the script works")
     parser.add_argument(
-        "--out", type=Path, default=RESULTS, help="output folder (default benchmarks/results)"
+        "--out", type=Path, default=common.RESULTS, help="output folder (default benchmarks/results)"
     )
     parser.add_argument(
         "--point", type=int, nargs=2, metavar=("N", "K"), help="time one (n, k) point and exit"
     )
-    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    parser.add_argument("--worker", nargs=2, type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.point:
         print(json.dumps(measure_time([tuple(args.point)], quick=True)["rows"], indent=1))
         return
-    points = grid(args.quick)
     if args.worker:
-        args.worker.write_text(json.dumps(measure_time(points, args.quick)))
+        common.serve(args.worker, lambda opts, _: measure_time(grid(opts["quick"]), opts["quick"]))
         return
+    points = grid(args.quick)
     started, load_start = time.time(), os.getloadavg()
-    # "default" = this environment without allocator / OpenMP tuning (make exports OMP_WAIT_POLICY=PASSIVE)
-    stripped = sorted(key for key in os.environ if key.startswith(TUNING_PREFIXES))
-    base_env = {key: value for key, value in os.environ.items() if key not in stripped}
-    envs = {"default": base_env}
-    envs["tuned"], tuned_settings = tuned_env(base_env)
-    jemalloc = ctypes.util.find_library("jemalloc")
-    if jemalloc:  # the tuned environment with jemalloc instead of glibc malloc settings
-        envs["jemalloc"] = {
-            key: value for key, value in envs["tuned"].items() if not key.startswith("MALLOC_")
-        }
-        envs["jemalloc"]["LD_PRELOAD"] = jemalloc
+    names = ["default", "tuned"] + (["jemalloc"] if ctypes.util.find_library("jemalloc") else [])
     print("nCCS ...", flush=True)
     nccs_rows = measure_nccs(points)
-    time_runs = {name: run_child(name, env, args.quick) for name, env in envs.items()}
+    time_runs = {name: time_in(name, args.quick) for name in names}
+    tuned_settings = common.child_env("tuned")[1]
     head = HEADLINE if not args.quick else max(points)
-    faults = {}
-    for name, run in time_runs.items():
-        f = {r["method"]: r["faults"] for r in run["rows"] if (r["n"], r["k"]) == head}
-        faults[name] = f"{f.get('sh')} / {f.get('floor')}"
     extra = {
         "load_start": tuple(round(x, 2) for x in load_start),
-        "stripped": stripped,
+        "stripped": common.stripped_keys(),
         "tuned_settings": tuned_settings,
         "loop_equivalence": loop_equivalence(head),
-        "threshold_probe": threshold_probe(base_env),
-        "jemalloc": jemalloc,
+        "threshold_probe": common.threshold_probe(common.child_env("default")[0]),
+        "jemalloc": ctypes.util.find_library("jemalloc"),
         "tcmalloc": ctypes.util.find_library("tcmalloc"),
-        "faults": faults,
+        "faults": page_faults(time_runs, head),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "topk.md").write_text(report(time_runs, nccs_rows, extra, args.quick))
+    stored = {
+        "parent": common.environment(),
+        "runs": {name: run["environment"] for name, run in time_runs.items()},
+        "tuned_settings": tuned_settings,
+        "stripped_from_default": extra["stripped"],
+        "extra": extra,
+        "time_rows": {name: run["rows"] for name, run in time_runs.items()},
+        "nccs_rows": nccs_rows,
+        "quick": args.quick,
+        "wall_seconds": time.time() - started,
+    }
+    common.write_results(args.out, {"topk.md": report(time_runs, nccs_rows, extra, args.quick),
+                                    "topk_env.json": stored})  # fmt: skip
     plot({name: run["rows"] for name, run in time_runs.items()}, nccs_rows, args.out)
-    (args.out / "topk_env.json").write_text(
-        json.dumps(
-            {
-                "parent": environment(),
-                "runs": {name: run["environment"] for name, run in time_runs.items()},
-                "tuned_settings": tuned_settings,
-                "stripped_from_default": stripped,
-                "extra": extra,
-                "time_rows": {name: run["rows"] for name, run in time_runs.items()},
-                "nccs_rows": nccs_rows,
-                "quick": args.quick,
-                "wall_seconds": time.time() - started,
-            },
-            indent=1,
-        )
-    )
     print(
         f"wrote topk.md, topk_time.png, topk_nccs.png, topk_env.json to {args.out} "
         f"in {time.time() - started:.0f} s"

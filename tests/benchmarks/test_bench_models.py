@@ -5,17 +5,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import sys
-from pathlib import Path
 
+import bench_models as bm
+import common
+import model_point
+import model_report
+import model_zoo as zoo
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import bench_models as bm  # noqa: E402
+from pyramidion_hf.presets import get_preset
 
-from pyramidion_hf.presets import get_preset  # noqa: E402
-
-TINY = dataclasses.replace(bm.tiny(bm.SETTINGS["shallow"]), vocab=200)
+TINY = dataclasses.replace(zoo.tiny(zoo.SETTINGS["shallow"]), vocab=200)
 
 
 def test_rescale_schedule_keeps_reduction_ratios():
@@ -25,49 +25,49 @@ def test_rescale_schedule_keeps_reduction_ratios():
         (2048, [2048, 2048, 512, 128, 128, 128]),
         (65536, [65536, 65536, 16384, 4096, 4096, 4096]),
     ):
-        scaled = bm.rescale_schedule(deep, n)
+        scaled = zoo.rescale_schedule(deep, n)
         assert scaled.max_position_embeddings == n
         assert scaled.encoder_lengths == expected
         assert scaled.block_size == 512
         assert scaled.pooling_layers == deep.pooling_layers == [2, 3]
     assert deep.encoder_lengths == [8192, 8192, 2048, 512, 512, 512]  # the original is not modified
-    funnel = bm.rescale_schedule(get_preset("funnel"), 2048)
+    funnel = zoo.rescale_schedule(get_preset("funnel"), 2048)
     assert funnel.encoder_lengths == [128, 128] and funnel.funnel_upsample
-    small = bm.rescale_schedule(get_preset("transpooler"), 256, block_size=128)
+    small = zoo.rescale_schedule(get_preset("transpooler"), 256, block_size=128)
     assert small.encoder_lengths == [256, 16] and small.block_size == 128
-    assert bm.rescale_schedule(get_preset("blockwise"), 256).block_size == 256  # a block never exceeds n
-    assert bm.rescale_schedule(get_preset("blockwise"), 4096, block_size=None).block_size is None
+    assert zoo.rescale_schedule(get_preset("blockwise"), 256).block_size == 256  # a block never exceeds n
+    assert zoo.rescale_schedule(get_preset("blockwise"), 4096, block_size=None).block_size is None
     with pytest.raises(ValueError, match="must divide"):
-        bm.rescale_schedule(get_preset("blockwise"), 3000)
+        zoo.rescale_schedule(get_preset("blockwise"), 3000)
     with pytest.raises(ValueError, match="positive int"):
-        bm.rescale_schedule(get_preset("blockwise"), 0)
+        zoo.rescale_schedule(get_preset("blockwise"), 0)
 
 
 def test_our_config_uses_the_setting_sizes():
-    config = bm.our_config(bm.MODELS["vanilla"], bm.SETTINGS["deep"], 16384)
+    config = zoo.our_config(zoo.MODELS["vanilla"], zoo.SETTINGS["deep"], 16384)
     assert (config.d_model, config.encoder_ffn_dim, config.decoder_layers) == (768, 3072, 6)
     assert config.encoder_lengths == [16384] * 6 and config.block_size is None
-    shallow = bm.our_config(bm.MODELS["pyramidion"], bm.SETTINGS["shallow"], 16384)
+    shallow = zoo.our_config(zoo.MODELS["pyramidion"], zoo.SETTINGS["shallow"], 16384)
     assert shallow.encoder_lengths == [16384, 8192, 4096] and shallow.d_model == 512
 
 
-def _position_parameters(name: str, setting: bm.Setting, n: int) -> int:
+def _position_parameters(name: str, setting: zoo.Setting, n: int) -> int:
     """Parameters in learned position tables (LED's and BART's grow with n; ours are sinusoidal)."""
     import torch
 
     with torch.device("meta"):
-        model = bm.build_model(name, setting, n)
+        model = zoo.build_model(name, setting, n)
     return sum(p.numel() for key, p in model.named_parameters() if "embed_positions" in key)
 
 
 @pytest.mark.parametrize("setting", ["deep", "shallow"])
 def test_peer_parameter_counts_match_ours(setting):
-    s = bm.SETTINGS[setting]
-    ours = bm.count_parameters("blockwise", s, 8192)
-    pooled = bm.count_parameters("deep-pyramidion" if setting == "deep" else "transpooler", s, 8192)
+    s = zoo.SETTINGS[setting]
+    ours = zoo.count_parameters("blockwise", s, 8192)
+    pooled = zoo.count_parameters("deep-pyramidion" if setting == "deep" else "transpooler", s, 8192)
     assert abs(pooled / ours - 1) < 0.01  # pooling adds only the scorers
     for peer in ("led", "longt5", "pegasus-x", "bart"):
-        count = bm.count_parameters(peer, s, 8192)
+        count = zoo.count_parameters(peer, s, 8192)
         core = count - _position_parameters(peer, s, 8192)
         assert abs(core / ours - 1) < 0.1, (peer, core, ours)
         if setting == "deep":  # at 124M the 8k position tables of LED / BART stay within 15%
@@ -85,7 +85,7 @@ def test_flop_count_includes_attention():
             "train_batch": 1, "gen_batch": 1, "target": 4, "gen_tokens": 1, "steps": 1, "gen_runs": 1,
             "warmup": 0, "count_flops": True, "generate": False, "attn": "sdpa", "seed": 0, "threads": 1,
         }  # fmt: skip
-        flops[name] = bm.run_point(opts)["train_flops"]
+        flops[name] = model_point.run_point(opts)["train_flops"]
     # encoder attention QK^T and AV, forward (x1) + backward (x2), 2 FLOPs per MAC, 2 layers
     extra = 3 * 2 * 2 * 512 * (512 - 128) * TINY.d_model * TINY.encoder_layers
     assert flops["vanilla"] - flops["blockwise"] == pytest.approx(extra, rel=0.05)
@@ -94,7 +94,7 @@ def test_flop_count_includes_attention():
 @pytest.mark.parametrize("name", ["deep-pyramidion", "led", "longt5", "pegasus-x", "bart"])
 def test_one_point_per_family_end_to_end(name):
     setting = (
-        TINY if name != "deep-pyramidion" else dataclasses.replace(bm.tiny(bm.SETTINGS["deep"]), vocab=200)
+        TINY if name != "deep-pyramidion" else dataclasses.replace(zoo.tiny(zoo.SETTINGS["deep"]), vocab=200)
     )
     opts = {
         "name": name, "setting": dataclasses.asdict(setting), "n": 256, "device": "cpu", "dtype": "fp32",
@@ -102,7 +102,7 @@ def test_one_point_per_family_end_to_end(name):
         "warmup": 0, "count_flops": True, "generate": True, "attn": "sdpa", "seed": 0, "threads": 1,
     }  # fmt: skip
     saved: list[dict] = []
-    result = bm.run_point(opts, checkpoint=lambda partial: saved.append(dict(partial)))
+    result = model_point.run_point(opts, checkpoint=lambda partial: saved.append(dict(partial)))
     assert len(saved) == 1 and saved[0]["train_s"] == result["train_s"] and "train_flops" not in saved[0]
     assert len(result["train_s"]) == 2 and all(math.isfinite(t) and t > 0 for t in result["train_s"])
     assert len(result["gen_s"]) == 1 and math.isfinite(result["gen_s"][0]) and result["gen_s"][0] > 0
@@ -110,15 +110,15 @@ def test_one_point_per_family_end_to_end(name):
     # the FLOP count grows with the batch and is at least the dense FFN work of one forward pass
     ffn_macs = 2 * 256 * setting.d_model * setting.ffn * setting.encoder_layers
     assert result["train_flops"] > 2 * 2 * ffn_macs
-    assert result["params"] == bm.count_parameters(name, setting, 256)
+    assert result["params"] == zoo.count_parameters(name, setting, 256)
     assert result["train_mem_abs"] > max(100 << 20, result["train_mem"])  # torch's own footprint included
 
 
 def test_memory_estimate_scales_with_attention_pattern():
-    s = bm.SETTINGS["deep"]
+    s = zoo.SETTINGS["deep"]
     est = {
         name: [
-            bm.estimate_memory(name, s, n, 1, 256, 4, bm.count_parameters(name, s, 8192))
+            zoo.estimate_memory(name, s, n, 1, 256, 4, zoo.count_parameters(name, s, 8192))
             for n in (8192, 32768)
         ]
         for name in ("blockwise", "deep-pyramidion", "bart")
@@ -155,7 +155,7 @@ def _points() -> list[dict]:
 
 
 def test_markdown_table_ratio_columns():
-    table = bm.markdown_table(_points(), "deep")
+    table = model_report.markdown_table(_points(), "deep")
     rows = {line.split(" | ")[1]: line.split(" | ") for line in table.splitlines()[2:] if "| 8192 |" in line}
     pyr = rows["DeepPyramidion"]
     header = table.splitlines()[0].split(" | ")
@@ -165,7 +165,7 @@ def test_markdown_table_ratio_columns():
     assert pyr[col["mem vs LED"]] == "8.00x" and pyr[col["train mem MiB"]] == "2048"
     assert rows["Blockwise"][col["vs Blockwise"]] == "1.00x"
     assert "**skipped**: estimated 200 GiB > limit 100 GiB" in table
-    lines = bm.headline(_points())
+    lines = model_report.headline(_points())
     text = "\n".join(lines)
     assert "vs Blockwise | 2.00x | 4.00x | 4.00x" in text
     assert "vs LED (window 512) | 3.00x | 6.00x | 8.00x" in text
@@ -178,7 +178,7 @@ def _plan(**overrides) -> bm.Plan:
         models=["blockwise", "bart"], settings=[TINY], lengths=[256], device="cpu", dtype="fp32",
         train_batch=1, gen_batch=1, target=8, gen_tokens=2, gen_lengths=None, repeats=2, steps=1, gen_runs=1,
         warmup=0,
-        point_budget=60, time_budget=float("inf"), mem_limit=8 * bm.GIB, env_name="default", threads=1,
+        point_budget=60, time_budget=float("inf"), mem_limit=8 * common.GIB, env_name="default", threads=1,
         attn="sdpa",
     )  # fmt: skip
     kwargs.update(overrides)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import bench_padding  # noqa: E402
+import bench_padding
 
 
 def test_quick_run_writes_report(tmp_path):

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
-from pathlib import Path
 
 import pytest
+import selection_ablation as sa
 import torch
 
 from pyramidion_hf.analysis.selection_task import MARK_OPEN_IDS
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import selection_ablation as sa  # noqa: E402
 
 
 def test_configurations_cover_every_scorer_and_topk():
