@@ -27,6 +27,7 @@ Fixed vocabulary layout (ids):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import datasets
 import numpy as np
@@ -84,38 +85,61 @@ def build_selection_dataset(
         )
     rng = np.random.default_rng(seed)
     layout = vocabulary_layout(vocab_size, content_vocab_size)
-    content, filler = layout["content"], layout["filler"]
+    # token j of a span: from slice j of the content ids (ordered_content) or from all of them
+    firsts = layout["content"].start + (np.arange(span_length) * slice_size if ordered_content else 0)
+    spans = _Spans(
+        kinds=np.array([True] * n_spans + [False] * n_distractors, dtype=bool),
+        length=span_length, firsts=firsts, slice_size=slice_size, numbered=numbered_marks,
+    )  # fmt: skip
     columns: dict[str, list] = {k: [] for k in ("input_ids", "attention_mask", "labels", "marked_positions",
                                                 "distractor_positions")}
     for _ in range(n_examples):
         length = int(rng.integers(min_length, doc_length + 1))
-        kinds = rng.permutation(np.array([True] * n_spans + [False] * n_distractors, dtype=bool))
-        n_filler = length - 2 - len(kinds) * (span_length + 2)
-        cuts = np.sort(rng.integers(0, n_filler + 1, size=len(kinds)))
-        gaps = np.diff(np.concatenate([[0], cuts, [n_filler]]))
-        ids = [BOS_ID]
-        marked, decoys, target = [], [], []
-        for gap, is_marked in zip(gaps[:-1], kinds, strict=True):
-            ids.extend(rng.integers(filler.start, filler.stop, size=gap).tolist())
-            # token j of a span: from slice j of the content ids (ordered_content) or from all of them
-            firsts = content.start + (np.arange(span_length) * slice_size if ordered_content else 0)
-            span = (firsts + rng.integers(0, slice_size, size=span_length)).tolist()
-            start = len(ids) + 1
-            opener = MARK_OPEN_IDS[len(target) // span_length if numbered_marks else 0]
-            ids.append(opener if is_marked else DECOY_OPEN_ID)
-            ids.extend(span)
-            ids.append(MARK_CLOSE_ID if is_marked else DECOY_CLOSE_ID)
-            (marked if is_marked else decoys).extend(range(start, start + span_length))
-            if is_marked:
-                target.extend(span)
-        ids.extend(rng.integers(filler.start, filler.stop, size=gaps[-1]).tolist())
-        ids.append(EOS_ID)
+        ids, marked, decoys, target = _document(rng, length, spans, layout["filler"])
         columns["input_ids"].append(ids)
         columns["attention_mask"].append([1] * length)
         columns["labels"].append([BOS_ID, *target, EOS_ID])
         columns["marked_positions"].append(marked)
         columns["distractor_positions"].append(decoys)
     return datasets.Dataset.from_dict(columns)
+
+
+@dataclass(frozen=True)
+class _Spans:
+    """How the spans of every document are drawn."""
+
+    kinds: np.ndarray  # (n_spans + n_distractors,) bool: True = marked, False = decoy (shuffled per document)
+    length: int  # content tokens per span
+    firsts: np.ndarray  # (length,) or scalar: first content id each span token is drawn from
+    slice_size: int  # each span token is firsts[j] + an int in [0, slice_size)
+    numbered: bool  # the i-th marked span opens with MARK_OPEN_IDS[i] (else all with MARK_OPEN_IDS[0])
+
+
+def _document(
+    rng: np.random.Generator, length: int, spans: _Spans, filler: range
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """One document of `length` tokens: (input_ids, marked content positions, decoy content positions,
+    marked content in order), the spans shuffled and placed between random runs of filler."""
+    kinds = rng.permutation(spans.kinds)
+    n_filler = length - 2 - len(kinds) * (spans.length + 2)
+    cuts = np.sort(rng.integers(0, n_filler + 1, size=len(kinds)))
+    gaps = np.diff(np.concatenate([[0], cuts, [n_filler]]))
+    ids = [BOS_ID]
+    marked, decoys, target = [], [], []
+    for gap, is_marked in zip(gaps[:-1], kinds, strict=True):
+        ids.extend(rng.integers(filler.start, filler.stop, size=gap).tolist())
+        span = (spans.firsts + rng.integers(0, spans.slice_size, size=spans.length)).tolist()
+        start = len(ids) + 1
+        opener = MARK_OPEN_IDS[len(target) // spans.length if spans.numbered else 0]
+        ids.append(opener if is_marked else DECOY_OPEN_ID)
+        ids.extend(span)
+        ids.append(MARK_CLOSE_ID if is_marked else DECOY_CLOSE_ID)
+        (marked if is_marked else decoys).extend(range(start, start + spans.length))
+        if is_marked:
+            target.extend(span)
+    ids.extend(rng.integers(filler.start, filler.stop, size=gaps[-1]).tolist())
+    ids.append(EOS_ID)
+    return ids, marked, decoys, target
 
 
 def selection_recall(
