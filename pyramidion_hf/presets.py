@@ -97,7 +97,9 @@ _PRESETS: dict[str, Preset] = {}
 def _register(name: str, source: str, description: str, base: Mapping[str, Any], **kwargs: Any) -> None:
     if name in _PRESETS:
         raise RuntimeError(f"preset {name!r} registered twice")
-    merged = {**base, **kwargs}
+    # The config records its preset (config.preset, saved in config.json); an alias's base is its row's
+    # kwargs, so it records that row and alias and row configs stay equal.
+    merged = {"preset": name, **base, **kwargs}
     merged["encoder_lengths"] = list(merged["encoder_lengths"])
     _PRESETS[name] = Preset(name, source, description, MappingProxyType(merged))
 
@@ -332,7 +334,8 @@ def _known_config_kwargs() -> frozenset[str]:
 def get_preset(name: str, **overrides: Any) -> PyramidionConfig:
     """A fresh ``PyramidionConfig`` for preset ``name``, with ``overrides`` applied (validated by the config).
 
-    Unknown names and misspelled override keys raise ``ValueError`` with the closest valid names.
+    ``config.preset`` records the preset (an alias records its row). Unknown names and misspelled override
+    keys raise ``ValueError`` with the closest valid names.
     """
     preset = _lookup(name)
     known = _known_config_kwargs()

@@ -1,5 +1,5 @@
 """``python -m pyramidion_hf.hub``: the ``pyramidion-hub`` command line."""
 
-from .export import main
+from .cli import main
 
 main()

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_config
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
-from pyramidion_hf.hub import export as hub
-from pyramidion_hf.hub.export import (
+from pyramidion_hf.hub import (
     PushResult,
     check_repo,
     describe_variant,
@@ -27,7 +27,8 @@ from pyramidion_hf.hub.export import (
     render_model_card,
     repo_files,
 )
-from pyramidion_hf.modeling.configuration_pyramidion import PyramidionConfig
+from pyramidion_hf.hub import export as hub_export
+from pyramidion_hf.hub import push as hub_push
 from pyramidion_hf.modeling.modeling_pyramidion import PyramidionForConditionalGeneration
 from pyramidion_hf.training.tokenizer import train_tokenizer
 
@@ -66,25 +67,23 @@ METRICS = {
 TRAINING = {"train_examples": 100, "epochs": 3, "learning_rate": 3e-4, "hardware": "2 CPU cores"}
 
 
-def tiny_config(**overrides) -> PyramidionConfig:
-    """A 3-layer Pyramidion (64 -> 32 -> 16 vectors, blocks of 16) small enough for 2 shared CPU cores."""
-    kwargs = dict(
-        vocab_size=320,
-        d_model=32,
-        max_position_embeddings=64,
-        encoder_lengths=[64, 32, 16],
-        block_size=16,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        decoder_layers=1,
-        dropout=0.0,
-        max_target_positions=64,
-        init_std=1.0,  # large random weights make the greedy output depend on the document
-    )
-    kwargs.update(overrides)
-    return PyramidionConfig(**kwargs)
+# Overrides of the conftest tiny config for the exported model: a 3-layer Pyramidion (64 -> 32 -> 16 vectors,
+# blocks of 16) over the tokenizer trained here (320 tokens).
+HUB_CONFIG = dict(
+    vocab_size=320,
+    d_model=32,
+    encoder_lengths=[64, 32, 16],
+    encoder_ffn_dim=64,
+    decoder_ffn_dim=64,
+    decoder_layers=1,
+    max_target_positions=64,
+    init_std=1.0,  # large random weights make the greedy output depend on the document
+)
+
+
+def hub_config(**overrides):
+    """The conftest tiny config with HUB_CONFIG (then `overrides`) applied."""
+    return tiny_config(**{**HUB_CONFIG, **overrides})
 
 
 def generation_kwargs(tokenizer) -> dict:
@@ -116,7 +115,7 @@ def saved_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny_model")
     tokenizer = train_tokenizer(CORPUS, vocab_size=320, min_frequency=1, model_max_length=64)
     torch.manual_seed(0)
-    model = PyramidionForConditionalGeneration(tiny_config()).eval()
+    model = PyramidionForConditionalGeneration(hub_config()).eval()
     model.generation_config.num_beams = 3  # a saved default that must reach the Hub repo
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -317,7 +316,7 @@ def test_export_rejects_tokenizer_that_does_not_fit_the_model(saved_model, tmp_p
     tokenizer = saved_model[2]
     small = tmp_path / "small_vocab"
     torch.manual_seed(0)
-    PyramidionForConditionalGeneration(tiny_config(vocab_size=len(tokenizer) - 10)).save_pretrained(small)
+    PyramidionForConditionalGeneration(hub_config(vocab_size=len(tokenizer) - 10)).save_pretrained(small)
     tokenizer.save_pretrained(small)
     with pytest.raises(ValueError, match="vocab_size"):
         export_repo(small, tmp_path / "out")
@@ -342,10 +341,10 @@ def test_ensure_remote_code_completes_an_old_style_folder(tmp_path):
     old = tmp_path / "old"
     old.mkdir()
     (old / "config.json").write_text(json.dumps({"model_type": "pyramidion", "encoder_lengths": [64, 16]}))
-    config = hub._ensure_remote_code(old)
-    assert config["auto_map"] == hub.DEFAULT_AUTO_MAP
-    assert config["custom_pipelines"] == hub.DEFAULT_CUSTOM_PIPELINES
-    assert json.loads((old / "config.json").read_text())["auto_map"] == hub.DEFAULT_AUTO_MAP
+    config = hub_export._ensure_remote_code(old)
+    assert config["auto_map"] == hub_export.DEFAULT_AUTO_MAP
+    assert config["custom_pipelines"] == hub_export.DEFAULT_CUSTOM_PIPELINES
+    assert json.loads((old / "config.json").read_text())["auto_map"] == hub_export.DEFAULT_AUTO_MAP
     names = {p.name for p in old.glob("*.py")}
     assert {"configuration_pyramidion.py", "modeling_pyramidion.py", "pipeline_summarization.py"} <= names
     missing = check_repo(old)
@@ -441,6 +440,54 @@ def test_describe_variant_deep_pyramidion_preset():
     assert describe_variant(get_preset("deep-blockwise"))[0] == "Blockwise"
 
 
+def test_preset_is_recorded_and_shown_on_the_card(tmp_path):
+    from pyramidion_hf.presets import get_preset
+
+    config = get_preset("deep-pyramidion")
+    assert config.preset == "table3-deep-pyramidion"  # an alias records the paper row it names
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["preset"] == "table3-deep-pyramidion"
+    card = render_model_card(tmp_path)  # read back from the saved config.json
+    assert "| Variant | DeepPyramidion |" in card
+    assert "| Preset | `table3-deep-pyramidion`: DeepPyramidion 8k" in card and "[Table 3 (Table 6" in card
+    # without the recorded preset the same sizes are named from structure only
+    saved.pop("preset")
+    assert describe_variant(saved)[0] == "Pyramidion"
+    assert "| Preset |" not in render_model_card(saved)
+    unknown = render_model_card(tiny_config(preset="no-such-preset"))
+    assert "| Preset | `no-such-preset` |" in unknown and "| Variant | Transpooler |" in unknown
+
+
+@pytest.mark.parametrize(
+    ("topk", "shown", "absent"),
+    [
+        (
+            "successive_halving",
+            "`successive_halving` (τ = 0.5, sorted pairing = True, weighting = sigmoid)",
+            "",
+        ),
+        ("iterative", "`iterative` (τ = 0.5) |", "sorted pairing"),
+        ("hard", "| Top-k operator | `hard` |", "τ"),
+    ],
+)
+def test_card_shows_only_the_options_of_the_topk_operator(topk, shown, absent):
+    card = render_model_card(tiny_config(topk=topk, topk_temperature=0.5))
+    assert shown in card
+    assert not absent or absent not in card
+
+
+def test_benchmarks_section_only_when_a_folder_is_passed(tmp_path):
+    bench = tmp_path / "results"
+    bench.mkdir()
+    (bench / "speed.md").write_text("# Speed\n\n| model | s |\n| --- | --- |\n| tiny | 1.0 |\n")
+    assert "**Speed** (`benchmarks/results/speed.md`)" in render_model_card(
+        tiny_config(), benchmarks_dir=bench
+    )
+    default = render_model_card(tiny_config())
+    assert "**Speed**" not in default and "No speed benchmark was measured" in default
+
+
 def test_metrics_validation():
     parsed = normalize_metrics(
         {
@@ -499,7 +546,7 @@ class NoNetworkHfApi:
 
 
 def test_push_dry_run_lists_files_without_network(exported, monkeypatch):
-    monkeypatch.setattr(hub, "HfApi", NoNetworkHfApi)
+    monkeypatch.setattr(hub_push, "HfApi", NoNetworkHfApi)
     result = push_repo(exported, "someone/pyramidion-tiny", dry_run=True)
     assert isinstance(result, PushResult) and result.dry_run
     assert result.repo_id == "someone/pyramidion-tiny"
@@ -509,7 +556,7 @@ def test_push_dry_run_lists_files_without_network(exported, monkeypatch):
 
 def test_push_uploads_with_hfapi(exported, monkeypatch):
     FakeHfApi.calls = []
-    monkeypatch.setattr(hub, "HfApi", FakeHfApi)
+    monkeypatch.setattr(hub_push, "HfApi", FakeHfApi)
     result = push_repo(exported, "someone/pyramidion-tiny", private=True, token="hf_fake")
     assert FakeHfApi.calls[0] == ("init", "hf_fake")
     assert FakeHfApi.calls[1] == (
@@ -527,7 +574,7 @@ def test_push_uploads_with_hfapi(exported, monkeypatch):
 
 
 def test_push_rejects_bad_input(exported, tmp_path, monkeypatch):
-    monkeypatch.setattr(hub, "HfApi", NoNetworkHfApi)
+    monkeypatch.setattr(hub_push, "HfApi", NoNetworkHfApi)
     with pytest.raises(ValueError, match="Repo id"):
         push_repo(exported, "not a/valid/id", dry_run=True)
     with pytest.raises(ValueError, match="run `pyramidion-hub export"):
@@ -548,6 +595,9 @@ def test_cli_export_and_push(saved_model, tmp_path, monkeypatch, capsys):
     metrics_file.write_text(json.dumps(METRICS))
     widget_file = tmp_path / "widget.txt"
     widget_file.write_text("An example long document about pooling. " * 40)
+    bench = tmp_path / "results"
+    bench.mkdir()
+    (bench / "speed.md").write_text("# Speed\n\n| model | s |\n| --- | --- |\n| tiny | 1.0 |\n")
     out = tmp_path / "cli_repo"
     main(
         [
@@ -564,6 +614,8 @@ def test_cli_export_and_push(saved_model, tmp_path, monkeypatch, capsys):
             "tiny-pyramidion",
             "--repo-id",
             "me/tiny-pyramidion",
+            "--benchmarks-dir",
+            str(bench),
         ]
     )
     assert check_repo(out) == []
@@ -571,9 +623,10 @@ def test_cli_export_and_push(saved_model, tmp_path, monkeypatch, capsys):
     assert card.data.widget[0]["text"] == widget_file.read_text()
     assert card.data.model_name == "tiny-pyramidion"
     assert 'model_id = "me/tiny-pyramidion"' in card.text
+    assert "**Speed** (`benchmarks/results/speed.md`)" in card.text
     assert "pyramidion-hub push" in capsys.readouterr().out
 
-    monkeypatch.setattr(hub, "HfApi", NoNetworkHfApi)
+    monkeypatch.setattr(hub_push, "HfApi", NoNetworkHfApi)
     main(["push", str(out), "--repo-id", "me/tiny-pyramidion", "--dry-run"])
     printed = capsys.readouterr().out
     assert "Would upload" in printed and "me/tiny-pyramidion" in printed and "  README.md" in printed
