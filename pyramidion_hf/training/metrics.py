@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from rouge_score import rouge_scorer, scoring
 
-ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 # Lead length: on ACLSum train/val, 5 leading sentences have a median of 128 words against 121-126 for the
 # abstracts (6 sentences: 153-155 words, although abstracts have a median of 6 sentences).
 DEFAULT_LEAD_SENTENCES = 5
@@ -133,13 +133,13 @@ def rouge_with_ci(
         raise ValueError(f"n_bootstrap must be >= 1, got {n_bootstrap}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True, split_summaries=False)
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=True, split_summaries=False)
     aggregator = scoring.BootstrapAggregator(confidence_interval=confidence, n_samples=n_bootstrap)
-    fmeasures = {rouge_type: [] for rouge_type in ROUGE_TYPES}
+    fmeasures = {rouge_type: [] for rouge_type in ROUGE_KEYS}
     for prediction, reference in zip(predictions, references, strict=True):
         scores = scorer.score(_newline_sentences(reference), _newline_sentences(prediction))
         aggregator.add_scores(scores)
-        for rouge_type in ROUGE_TYPES:
+        for rouge_type in ROUGE_KEYS:
             fmeasures[rouge_type].append(scores[rouge_type].fmeasure)
     state = np.random.get_state()
     np.random.seed(seed)
@@ -148,20 +148,27 @@ def rouge_with_ci(
     finally:
         np.random.set_state(state)
     result: dict[str, float] = {}
-    for rouge_type in ROUGE_TYPES:
+    for rouge_type in ROUGE_KEYS:
         result[rouge_type] = 100.0 * float(np.mean(fmeasures[rouge_type]))
         result[f"{rouge_type}_low"] = 100.0 * float(intervals[rouge_type].low.fmeasure)
         result[f"{rouge_type}_high"] = 100.0 * float(intervals[rouge_type].high.fmeasure)
     return result
 
 
+def decode_ids(tokenizer: Any, ids: Any) -> list[str]:
+    """Token ids (B, L), negative ids (-100: padding added by the Trainer) as pad, to stripped strings."""
+    ids = np.where(np.asarray(ids) < 0, tokenizer.pad_token_id, ids)
+    return [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+
 def build_compute_metrics(
-    tokenizer: Any, *, n_bootstrap: int = 1000, seed: int = 0
+    tokenizer: Any, *, references: Sequence[str] | None = None, n_bootstrap: int = 1000, seed: int = 0
 ) -> Callable[[Any], dict[str, float]]:
     """A `compute_metrics` for `Seq2SeqTrainer(predict_with_generate=True)`: ROUGE with CIs plus `gen_len`.
 
     Predictions and labels (B, T) may hold -100 (padding added by the Trainer); it is replaced by the pad id
-    before decoding. `gen_len` is the mean number of non-pad tokens per prediction.
+    before decoding. Scores against `references` (untruncated texts in dataset order) when given, else against
+    the decoded labels. `gen_len` is the mean number of non-pad tokens per prediction.
     """
     pad_id = tokenizer.pad_token_id
     if pad_id is None:
@@ -170,22 +177,22 @@ def build_compute_metrics(
         )
 
     def compute_metrics(eval_prediction: Any) -> dict[str, float]:
-        predictions, labels = eval_prediction.predictions, eval_prediction.label_ids
+        predictions = eval_prediction.predictions
         if isinstance(predictions, tuple):
             predictions = predictions[0]
-        predictions, labels = np.asarray(predictions), np.asarray(labels)
+        predictions = np.asarray(predictions)
         if predictions.ndim != 2:
             raise ValueError(
                 f"expected generated token ids of shape (batch, length), got shape {predictions.shape}; "
                 "set predict_with_generate=True in Seq2SeqTrainingArguments"
             )
         predictions = np.where(predictions < 0, pad_id, predictions)
-        labels = np.where(labels < 0, pad_id, labels)
-        decoded_predictions = [
-            t.strip() for t in tokenizer.batch_decode(predictions, skip_special_tokens=True)
-        ]
-        decoded_labels = [t.strip() for t in tokenizer.batch_decode(labels, skip_special_tokens=True)]
-        result = rouge_with_ci(decoded_predictions, decoded_labels, n_bootstrap=n_bootstrap, seed=seed)
+        if references is None:
+            targets = decode_ids(tokenizer, eval_prediction.label_ids)
+        else:
+            targets = list(references)
+        decoded = decode_ids(tokenizer, predictions)
+        result = rouge_with_ci(decoded, targets, n_bootstrap=n_bootstrap, seed=seed)
         result["gen_len"] = float(np.mean(np.count_nonzero(predictions != pad_id, axis=1)))
         return result
 

@@ -10,7 +10,7 @@ from transformers import EvalPrediction
 from pyramidion_hf.training.metrics import (
     DEFAULT_LEAD_SENTENCES,
     METRIC_MODULE_PATH,
-    ROUGE_TYPES,
+    ROUGE_KEYS,
     build_compute_metrics,
     lead_summary,
     load_rouge_metric,
@@ -39,7 +39,7 @@ REFERENCES = [
     "The encoder scores its representations and selects the k best.",
     "We decode with a beam of two.",
 ]
-SCORER = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
+SCORER = rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=True)
 
 
 def test_hand_example_value():
@@ -51,7 +51,7 @@ def test_hand_example_value():
 
 def test_matches_rouge_score_means_with_stemming():
     scores = rouge_with_ci(PREDICTIONS, REFERENCES, n_bootstrap=200)
-    assert set(scores) == {f"{t}{s}" for t in ROUGE_TYPES for s in ("", "_low", "_high")}
+    assert set(scores) == {f"{t}{s}" for t in ROUGE_KEYS for s in ("", "_low", "_high")}
     for rouge_type in ("rouge1", "rouge2", "rougeL"):
         own = [SCORER.score(r, p)[rouge_type].fmeasure for p, r in zip(PREDICTIONS, REFERENCES, strict=True)]
         assert scores[rouge_type] == pytest.approx(100 * np.mean(own), abs=1e-9)
@@ -80,7 +80,7 @@ def test_confidence_intervals_bracket_the_mean_and_are_seeded():
     c = rouge_with_ci(PREDICTIONS, REFERENCES, n_bootstrap=300, seed=2)
     assert a == b
     assert any(a[k] != c[k] for k in a if k.endswith(("_low", "_high")))
-    for rouge_type in ROUGE_TYPES:
+    for rouge_type in ROUGE_KEYS:
         assert a[f"{rouge_type}_low"] < a[rouge_type] < a[f"{rouge_type}_high"]
         assert 0.0 <= a[f"{rouge_type}_low"] and a[f"{rouge_type}_high"] <= 100.0
     wide = rouge_with_ci(PREDICTIONS, REFERENCES, n_bootstrap=300, seed=1, confidence=0.99)
