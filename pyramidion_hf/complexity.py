@@ -45,7 +45,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .modeling.configuration_pyramidion import PyramidionConfig
@@ -254,8 +254,48 @@ def _scorer_cost(scorer: str, n: int, d: int) -> int:
     return 0
 
 
-def _get(config: PyramidionConfig, name: str, default: Any = None) -> Any:
-    return getattr(config, name, default)
+def _encoder_costs(config: PyramidionConfig, input_length: int) -> list[EncoderLayerCost]:
+    """Walk the encoder schedule on ``input_length`` tokens: a pooling layer (``config.pooling_layers``)
+    outputs its ``encoder_lengths`` entry (k slots, some masked), any other layer the vectors it got."""
+    d, heads, ffn = config.d_model, config.encoder_attention_heads, config.encoder_ffn_dim
+    pooling = set(config.pooling_layers)
+    encoder = []
+    n = input_length
+    for i, out in enumerate(config.encoder_lengths):
+        block, attn, padded = _attention_cost(n, config.block_size, d, heads, config.encoder_attention)
+        out_n = out if i in pooling else n
+        encoder.append(
+            EncoderLayerCost(
+                layer=i,
+                length=n,
+                output_length=out_n,
+                block=block,
+                self_attention=attn,
+                projections=(3 * padded + n) * d * d,
+                ffn=2 * n * d * ffn,
+                pooling=_scorer_cost(config.scorer, n, d) if i in pooling else 0,
+            )
+        )
+        n = out_n
+    return encoder
+
+
+def _decoder_costs(config: PyramidionConfig, t: int, k: int, causal: bool) -> tuple[DecoderLayerCost, ...]:
+    """Every decoder layer with ``t`` target tokens cross-attending to ``k`` encoder vectors."""
+    d = config.d_model
+    self_attn = t * (t + 1) * d if causal else 2 * t * t * d
+    return tuple(
+        DecoderLayerCost(
+            layer=i,
+            target_length=t,
+            memory_length=k,
+            self_attention=self_attn,
+            cross_attention=2 * t * k * d,
+            projections=6 * t * d * d + 2 * k * d * d,
+            ffn=2 * t * d * config.decoder_ffn_dim,
+        )
+        for i in range(config.decoder_layers)
+    )
 
 
 def attention_complexity(
@@ -274,66 +314,23 @@ def attention_complexity(
     for arg, value in (("input_length", input_length), ("target_length", target_length)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{arg} must be a positive int, got {value!r}.")
-    max_pos = int(_get(config, "max_position_embeddings"))
+    max_pos = config.max_position_embeddings
     if input_length > max_pos:
         raise ValueError(
             f"input_length={input_length} exceeds the config's max_position_embeddings={max_pos}; "
             f"use a config built for that length (e.g. get_preset(name, max_position_embeddings=..., "
             f"encoder_lengths=[...]))."
         )
-    lengths = [int(x) for x in _get(config, "encoder_lengths")]
-    d = int(_get(config, "d_model"))
-    enc_heads = int(_get(config, "encoder_attention_heads"))
-    block = _get(config, "block_size")
-    kind = _get(config, "encoder_attention", "dot")
-    scorer = _get(config, "scorer", "linear")
-    enc_ffn = int(_get(config, "encoder_ffn_dim"))
-    dec_ffn = int(_get(config, "decoder_ffn_dim"))
-    vocab = int(_get(config, "vocab_size"))
-
-    encoder = []
-    n, reference = input_length, max_pos
-    for i, out in enumerate(lengths):
-        pooled = out < reference
-        eff_block, attn, padded = _attention_cost(n, block, d, enc_heads, kind)
-        out_n = out if pooled else n
-        encoder.append(
-            EncoderLayerCost(
-                layer=i,
-                length=n,
-                output_length=out_n,
-                block=eff_block,
-                self_attention=attn,
-                projections=(3 * padded + n) * d * d,
-                ffn=2 * n * d * enc_ffn,
-                pooling=_scorer_cost(scorer, n, d) if pooled else 0,
-            )
-        )
-        n, reference = out_n, out
-
-    k = input_length if _get(config, "funnel_upsample", False) else n
-    t = target_length
-    self_attn = t * (t + 1) * d if causal else 2 * t * t * d
-    decoder = tuple(
-        DecoderLayerCost(
-            layer=i,
-            target_length=t,
-            memory_length=k,
-            self_attention=self_attn,
-            cross_attention=2 * t * k * d,
-            projections=6 * t * d * d + 2 * k * d * d,
-            ffn=2 * t * d * dec_ffn,
-        )
-        for i in range(int(_get(config, "decoder_layers")))
-    )
+    encoder = _encoder_costs(config, input_length)
+    k = input_length if config.funnel_upsample else encoder[-1].output_length
     return ComplexityReport(
         input_length=input_length,
-        target_length=t,
-        d_model=d,
+        target_length=target_length,
+        d_model=config.d_model,
         causal=causal,
         encoder=tuple(encoder),
-        decoder=decoder,
-        lm_head=t * d * vocab,
+        decoder=_decoder_costs(config, target_length, k, causal),
+        lm_head=target_length * config.d_model * config.vocab_size,
         name=name,
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_config
 from torch.utils.flop_counter import FlopCounterMode
 
 from pyramidion_hf import PyramidionConfig, PyramidionForConditionalGeneration
@@ -13,19 +14,22 @@ from pyramidion_hf.presets import get_preset
 D, M, N, T = 64, 128, 2048, 32
 
 
+SIZES = dict(
+    vocab_size=100,
+    d_model=D,
+    encoder_attention_heads=4,
+    decoder_attention_heads=4,
+    encoder_ffn_dim=96,
+    decoder_ffn_dim=96,
+    decoder_layers=3,
+    max_position_embeddings=N,
+    block_size=M,
+)
+
+
 def _cfg(**kwargs) -> PyramidionConfig:
-    base = dict(
-        vocab_size=100,
-        d_model=D,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=96,
-        decoder_ffn_dim=96,
-        decoder_layers=3,
-        max_position_embeddings=N,
-        block_size=M,
-    )
-    return PyramidionConfig(**{**base, **kwargs})
+    """conftest's tiny config at the sizes the formulas below are written for."""
+    return tiny_config(**{**SIZES, **kwargs})
 
 
 def test_table1_vanilla_and_sparse() -> None:
@@ -216,7 +220,7 @@ def _counted_flops(config: PyramidionConfig, n: int, t: int) -> dict[str, int]:
 )
 def test_flop_counter_matches_formulas(n: int, overrides: dict) -> None:
     t = 16
-    config = PyramidionConfig(
+    config = tiny_config(
         vocab_size=64,
         d_model=32,
         encoder_attention_heads=2,
