@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from .render_html import render_html
 from .render_terminal import render_terminal
 from .schedule import pooling_schedule, reading_notes
-from .view import Piece, pieces
+from .view import Piece, text_pieces
 
 __all__ = ["Explanation", "LayerSummary", "TokenExplanation", "explain"]
 
@@ -105,7 +105,7 @@ class Explanation:
     def pieces(self) -> list[Piece]:
         """The text as rendered, in order: gaps, token groups (tokens sharing characters, e.g. the bytes of
         one character, are merged), special tokens and the unread tail."""
-        return pieces(self.text, self.tokens, self.truncated)
+        return text_pieces(self.text, self.tokens, self.truncated)
 
     def to_terminal(self, color: bool = True) -> str:
         """The document with survivors highlighted (ANSI colours, or `[text:depth]` marks when color=False),

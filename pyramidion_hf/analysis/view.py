@@ -15,9 +15,9 @@ __all__ = [
     "depth_fraction",
     "headline",
     "legend_entries",
-    "pieces",
     "schedule_rows",
     "summary_lines",
+    "text_pieces",
 ]
 
 
@@ -41,7 +41,7 @@ class Piece:
         return max(t.depth for t in self.tokens) if self.tokens else 0
 
 
-def pieces(text: str, tokens: Sequence[TokenExplanation], truncated: bool) -> list[Piece]:
+def text_pieces(text: str, tokens: Sequence[TokenExplanation], truncated: bool) -> list[Piece]:
     """Cover the text with pieces, in order: plain gaps between tokens, token pieces (a token overlapping the
     previous one, e.g. the second byte of a character, joins its piece; tokens whose offsets were trimmed to
     nothing, such as a lone space token, take the gap before the next token), badges for special tokens

@@ -33,7 +33,7 @@ LONG_TEXT = (
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def make_model(tokenizer, seed: int = 0, **overrides) -> PyramidionForConditionalGeneration:
+def pooling_model(tokenizer, seed: int = 0, **overrides) -> PyramidionForConditionalGeneration:
     """Two pooling layers: 64 tokens -> 32 after encoder layer 2 -> 8 after encoder layer 3."""
     config = tiny_config(**{"vocab_size": len(tokenizer), "encoder_lengths": [64, 32, 8], "decoder_layers": 1,
                             **overrides})
@@ -48,7 +48,7 @@ def tok():
 
 @pytest.fixture(scope="module")
 def model(tok):
-    return make_model(tok)
+    return pooling_model(tok)
 
 
 def model_selection(model, tok, text: str, max_length: int = 64):
@@ -90,7 +90,7 @@ def check_against_model(exp: Explanation, indices: list[list[int]], weights: lis
     ],
 )
 def test_survivors_and_weights_match_the_model(tok, scorer, topk):
-    model = make_model(tok, scorer=scorer, topk=topk)
+    model = pooling_model(tok, scorer=scorer, topk=topk)
     torch.manual_seed(1)  # the random scorer draws the same scores in both calls
     exp = explain(model, tok, LONG_TEXT)
     torch.manual_seed(1)
@@ -123,7 +123,7 @@ def test_path_weight_and_mean_weight(tok, model):
 
 
 def test_funnel_upsample_reports_the_inner_pooling(tok):
-    model = make_model(tok, funnel_upsample=True)
+    model = pooling_model(tok, funnel_upsample=True)
     exp = explain(model, tok, LONG_TEXT)
     indices, weights = model_selection(model, tok, LONG_TEXT)
     check_against_model(exp, indices, weights)
@@ -143,7 +143,7 @@ def test_short_document_keeps_every_token(tok, model):
 
 
 def test_model_without_pooling_keeps_everything(tok):
-    model = make_model(tok, encoder_lengths=[64, 64])
+    model = pooling_model(tok, encoder_lengths=[64, 64])
     exp = explain(model, tok, "The decoder attends to the pooled vectors only.")
     assert exp.layers == [] and exp.num_pooling_layers == 0
     assert exp.survivors(0) == list(range(len(exp.tokens)))
@@ -279,7 +279,7 @@ def test_terminal_views(tok, model):
 @pytest.fixture(scope="module")
 def saved(tok, tmp_path_factory):
     folder = tmp_path_factory.mktemp("explain-model")
-    make_model(tok).save_pretrained(folder)
+    pooling_model(tok).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
 
@@ -294,7 +294,7 @@ def test_cli_end_to_end(saved, tmp_path, capsys, tok):
     assert "pooling 2 (after encoder layer 3): kept 8 of 32 vectors" in printed
     assert f"wrote the HTML view to {out.resolve()}" in printed
     page = out.read_text(encoding="utf-8")
-    reference = explain(make_model(tok), tok, LONG_TEXT).to_html()  # the reloaded model selects the same
+    reference = explain(pooling_model(tok), tok, LONG_TEXT).to_html()  # the reloaded model selects the same
     assert page == reference
     main([str(saved), str(doc), "--max-length", "16", "--color", "always"])
     printed = capsys.readouterr().out
@@ -376,8 +376,8 @@ def test_cli_colours_only_a_terminal(saved, tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("topk", sorted(TOPK_OPTIONS))
 def test_schedule_shows_the_options_the_operator_takes(tok, topk):
-    exp = explain(make_model(tok, topk=topk), tok, "keeps the best")
+    exp = explain(pooling_model(tok, topk=topk), tok, "keeps the best")
     shown = {name.removeprefix("topk_") for name in exp.schedule if name.startswith("topk_")}
     assert exp.schedule["topk"] == topk and shown == set(TOPK_OPTIONS[topk])
-    strided = explain(make_model(tok, scorer="mean", topk=topk), tok, "keeps the best")
+    strided = explain(pooling_model(tok, scorer="mean", topk=topk), tok, "keeps the best")
     assert not any(name.startswith("topk") for name in strided.schedule)  # strided pooling uses no operator
