@@ -15,6 +15,7 @@ from .modeling.modeling_pyramidion import (
     PyramidionSeq2SeqModelOutput,
 )
 from .modeling.pipeline_summarization import SummarizationPipeline
+from .training.convert import convert_checkpoint  # torch + transformers only, like the model
 
 AutoConfig.register(PyramidionConfig.model_type, PyramidionConfig, exist_ok=True)
 AutoModel.register(PyramidionConfig, PyramidionModel, exist_ok=True)
@@ -29,4 +30,5 @@ __all__ = [
     "PyramidionSeq2SeqLMOutput",
     "PyramidionSeq2SeqModelOutput",
     "SummarizationPipeline",
+    "convert_checkpoint",
 ]

@@ -18,7 +18,9 @@ from .pooling import SCORERS, check_embedding_index
 from .topk import TOPK_OPERATORS, WEIGHTINGS, check_temperature
 
 ENCODER_ATTENTIONS = ("dot", "efficient")
-DECODER_POSITION_EMBEDDINGS = ("none", "sinusoidal", "learned")
+# "sinusoidal" is fairseq's formula, "sinusoidal_pegasus" PEGASUS' (converted checkpoints; see modeling file)
+ENCODER_POSITION_EMBEDDINGS = ("sinusoidal", "sinusoidal_pegasus", "learned")
+DECODER_POSITION_EMBEDDINGS = ("none", *ENCODER_POSITION_EMBEDDINGS)
 # Saved folders name their summarization pipeline; the file travels with this one (relative import above).
 CUSTOM_PIPELINES = {
     "summarization": {
@@ -43,8 +45,11 @@ class PyramidionConfig(PreTrainedConfig):
         scorer and top-k operator (see `pyramidion_hf.modeling.pooling` and `pyramidion_hf.topk`).
     funnel_upsample (`bool`): the encoder output is upsampled back to the input length (each token gets the
         pooled vector covering it) plus the hidden states just before the first pooling (Funnel-Transformer).
-    decoder_position_embeddings (`str`): "none" (the paper), "sinusoidal" or "learned" (up to
-        `max_target_positions`).
+    encoder_position_embeddings (`str`): "sinusoidal" (fairseq's formula), "sinusoidal_pegasus" (PEGASUS'
+        formula) or "learned" (`max_position_embeddings` rows); the last two come from converted checkpoints.
+    decoder_position_embeddings (`str`): "none" (the paper), "sinusoidal", "sinusoidal_pegasus" or "learned"
+        (up to `max_target_positions`).
+    add_final_logits_bias (`bool`): the logits get BART's `final_logits_bias` (1, vocab_size) buffer added.
     normalize_before (`bool`): pre-norm layers (with a final layer norm) instead of BART's post-norm; the
         pooling layers' scorers then read a layer-normalized copy of the (unnormalized) residual stream.
     """
@@ -88,7 +93,9 @@ class PyramidionConfig(PreTrainedConfig):
     topk_weighting: str = "sigmoid"
     scorer_embedding_index: int = 0
     funnel_upsample: bool = False
+    encoder_position_embeddings: str = "sinusoidal"
     decoder_position_embeddings: str = "sinusoidal"
+    add_final_logits_bias: bool = False
     max_target_positions: int = 1024
     pad_token_id: int | None = 1
     bos_token_id: int | None = 0
@@ -185,6 +192,7 @@ class PyramidionConfig(PreTrainedConfig):
             ("topk", self.topk, TOPK_OPERATORS),
             ("topk_weighting", self.topk_weighting, WEIGHTINGS),
             ("encoder_attention", self.encoder_attention, ENCODER_ATTENTIONS),
+            ("encoder_position_embeddings", self.encoder_position_embeddings, ENCODER_POSITION_EMBEDDINGS),
             ("decoder_position_embeddings", self.decoder_position_embeddings, DECODER_POSITION_EMBEDDINGS),
         ):
             if value not in valid:

@@ -94,6 +94,29 @@ def sinusoidal_embedding(positions: Tensor, dim: int) -> Tensor:
     return F.pad(emb, (0, dim - 2 * half))
 
 
+def pegasus_sinusoidal_embedding(positions: Tensor, dim: int) -> Tensor:
+    """PEGASUS' sinusoidal embeddings (..., dim) of integer positions (...) (transformers'
+    PegasusSinusoidalPositionalEmbedding): with angles p / 10000**(2*(j//2)/dim), the sines of the even j
+    fill the first ceil(dim/2) features and the cosines of the odd j the rest."""
+    j = torch.arange(dim, device=positions.device)
+    angles = positions.float()[..., None] * torch.pow(10000.0, -(2 * (j // 2)).float() / dim)
+    return torch.cat([torch.sin(angles[..., 0::2]), torch.cos(angles[..., 1::2])], dim=-1)
+
+
+SINUSOIDAL_EMBEDDINGS = {
+    "sinusoidal": sinusoidal_embedding,
+    "sinusoidal_pegasus": pegasus_sinusoidal_embedding,
+}
+
+
+def position_embedding(kind: str, positions: Tensor, dim: int, table: nn.Embedding | None) -> Tensor:
+    """Embeddings (..., dim) of positions (...): rows of the learned `table` for kind "learned", else the
+    sinusoidal formula `kind` names (see `SINUSOIDAL_EMBEDDINGS`)."""
+    if kind == "learned":
+        return table(positions)
+    return SINUSOIDAL_EMBEDDINGS[kind](positions, dim)
+
+
 class PyramidionScaledWordEmbedding(nn.Embedding):
     """Token embedding multiplied by `embed_scale` (sqrt(d_model) when `config.scale_embedding`)."""
 
@@ -440,6 +463,9 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
         self.embed_tokens = PyramidionScaledWordEmbedding(
             config.vocab_size, config.d_model, config.pad_token_id, embed_scale
         )
+        self.embed_positions = None
+        if config.encoder_position_embeddings == "learned":
+            self.embed_positions = nn.Embedding(config.max_position_embeddings, config.d_model)
         self.layernorm_embedding = nn.LayerNorm(config.d_model) if config.layernorm_embedding else None
         self.layers = nn.ModuleList([PyramidionEncoderLayer(config, i) for i in range(config.encoder_layers)])
         self.pooling = nn.ModuleDict(
@@ -469,9 +495,11 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
         self.embed_tokens = value
 
     def _embed(self, inputs_embeds: Tensor) -> Tensor:
-        """Token embeddings (B, n, d) + sinusoidal positions counted from the document start, normalized."""
+        """Token embeddings (B, n, d) + positions counted from the document start, normalized."""
         positions = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device)
-        hidden = inputs_embeds + sinusoidal_embedding(positions, self.config.d_model).to(inputs_embeds.dtype)
+        kind, dim = self.config.encoder_position_embeddings, self.config.d_model
+        embedded = position_embedding(kind, positions, dim, self.embed_positions)
+        hidden = inputs_embeds + embedded.to(inputs_embeds.dtype)
         if self.layernorm_embedding is not None:
             hidden = self.layernorm_embedding(hidden)
         return F.dropout(hidden, p=self.config.dropout, training=self.training)
@@ -627,15 +655,13 @@ class PyramidionDecoder(PyramidionPreTrainedModel):
         if kind == "none":
             return 0
         positions = torch.arange(past, past + length, device=device)
-        if kind == "sinusoidal":
-            return sinusoidal_embedding(positions, self.config.d_model).to(dtype)
-        if past + length > self.config.max_target_positions:
+        if kind == "learned" and past + length > self.config.max_target_positions:
             raise ValueError(
                 f"Target position {past + length - 1} exceeds max_target_positions="
                 f"{self.config.max_target_positions} of the learned decoder positions: generate fewer tokens "
                 "(max_new_tokens) or use decoder_position_embeddings='sinusoidal'."
             )
-        return self.embed_positions(positions)
+        return position_embedding(kind, positions, self.config.d_model, self.embed_positions).to(dtype)
 
     def _embed(self, inputs_embeds: Tensor, past: int) -> Tensor:
         """Token embeddings (B, t, d) + the positions of target tokens past..past+t-1, normalized."""
@@ -828,6 +854,8 @@ class PyramidionForConditionalGeneration(PyramidionPreTrainedModel, GenerationMi
         super().__init__(config)
         self.model = PyramidionModel(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.add_final_logits_bias:  # BART's (1, vocab) buffer, saved with the weights
+            self.final_logits_bias = nn.Buffer(torch.zeros(1, config.vocab_size))
         # Labels are aligned with the decoder outputs (the decoder inputs are the shifted labels): token-level
         # cross-entropy without a further shift, honouring `num_items_in_batch` (gradient accumulation, DDP).
         self.loss_type = "ForMaskedLM"
@@ -879,6 +907,8 @@ class PyramidionForConditionalGeneration(PyramidionPreTrainedModel, GenerationMi
             output_hidden_states=output_hidden_states,
         )
         logits = self.lm_head(outputs.last_hidden_state)
+        if self.config.add_final_logits_bias:
+            logits = logits + self.final_logits_bias.to(logits.dtype)
         loss = None
         if labels is not None:
             loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
