@@ -40,6 +40,13 @@ class SummarizationPipeline(Pipeline):
             raise ValueError(
                 f"{type(self.model).__name__} is not an encoder-decoder model; use text-generation."
             )
+        vocab_size = getattr(self.model.config, "vocab_size", None)
+        if isinstance(vocab_size, int) and len(self.tokenizer) > vocab_size:
+            raise ValueError(
+                f"The tokenizer has {len(self.tokenizer)} tokens but the model's vocabulary has "
+                f"{vocab_size}: use the tokenizer the model was trained with (or resize the model's token "
+                "embeddings)."
+            )
         # Encoders count document positions from the first token: pad batches on the right.
         self.tokenizer.padding_side = "right"
 
@@ -79,6 +86,8 @@ class SummarizationPipeline(Pipeline):
 
     def __call__(self, inputs: str | list[str], **kwargs: Any) -> list[dict[str, str]] | list:
         """Summaries of one document (`[{"summary_text": ...}]`) or of a list of documents (one each)."""
+        if isinstance(inputs, list) and not inputs:
+            return []
         result = super().__call__(inputs, **kwargs)
         if isinstance(inputs, list) and all(len(r) == 1 for r in result):
             return [r[0] for r in result]
@@ -91,6 +100,8 @@ class SummarizationPipeline(Pipeline):
             raise ValueError(
                 f"SummarizationPipeline expects a str or a list of str, got {type(inputs).__name__}."
             )
+        if not inputs.strip():
+            raise ValueError("Got an empty document (no text to summarize): pass a non-empty string.")
         max_length = max_input_length if max_input_length is not None else self._input_length()
         return self.tokenizer(inputs, truncation=truncation, max_length=max_length, return_tensors="pt")
 

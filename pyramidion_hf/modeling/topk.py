@@ -69,10 +69,28 @@ def _validate(hidden: Tensor, scores: Tensor, k: int, mask: Tensor | None) -> Te
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
     if mask is None:
-        return torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
-    if mask.shape != scores.shape:
+        valid = torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
+    elif mask.shape != scores.shape:
         raise ValueError(f"mask must have shape (batch, n) = {tuple(scores.shape)}, got {tuple(mask.shape)}")
-    return mask.to(device=scores.device, dtype=torch.bool)
+    else:
+        valid = mask.to(device=scores.device, dtype=torch.bool)
+    if bool((torch.isnan(scores.detach()) & valid).any()):
+        rows = (torch.isnan(scores.detach()) & valid).any(dim=1).nonzero().flatten().tolist()
+        raise ValueError(
+            f"scores are NaN at real (unmasked) positions of rows {rows}: the scorer or the hidden states it "
+            "reads have diverged (check the loss for NaN, lower the learning rate, or train in bf16/fp32)."
+        )
+    return valid
+
+
+def _zero_masked_rows(hidden: Tensor, valid: Tensor) -> Tensor:
+    """hidden (B, n, d) with its masked rows zeroed when any of them is not finite: masked inputs enter the
+    combinations with coefficient 0, and 0 * NaN would reach real outputs. Reads the masked rows only."""
+    with torch.no_grad():
+        masked = ~valid
+        if not bool(masked.any()) or bool(torch.isfinite(hidden[masked]).all()):
+            return hidden
+    return hidden.masked_fill(masked.unsqueeze(-1), 0.0)
 
 
 def check_temperature(temperature: float) -> None:
@@ -86,9 +104,25 @@ def _work_dtype(scores: Tensor) -> torch.dtype:
     return torch.float64 if scores.dtype == torch.float64 else torch.float32
 
 
+class _CastWithFiniteGrad(torch.autograd.Function):
+    """scores.to(work) whose backward clamps the gradient to the scores' own finite range: in fp16 a score
+    gradient of the peaked weighting (up to ~1e13) would otherwise become +-inf."""
+
+    @staticmethod
+    def forward(ctx, scores: Tensor, work: torch.dtype) -> Tensor:  # type: ignore[override]
+        ctx.dtype = scores.dtype
+        return scores.to(work)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        limit = torch.finfo(ctx.dtype).max
+        return grad.clamp(-limit, limit).to(ctx.dtype), None
+
+
 def _finite_scores(scores: Tensor, valid: Tensor, work: torch.dtype) -> Tensor:
     """Scores in the work dtype, clamped to +-_SCORE_BOUND (+-inf included), masked positions set to 0."""
-    return torch.where(valid, scores.to(work).clamp(-_SCORE_BOUND, _SCORE_BOUND), 0.0)
+    work_scores = _CastWithFiniteGrad.apply(scores, work) if scores.dtype != work else scores
+    return torch.where(valid, work_scores.clamp(-_SCORE_BOUND, _SCORE_BOUND), 0.0)
 
 
 def _num_rounds(n: int, k: int) -> int:
@@ -159,7 +193,7 @@ class _SlotCombine(torch.autograd.Function):
 
     One fused weighted gather-sum forward (``embedding_bag``); the backward gathers the output gradient once
     per input row. Leaves >= n are padding (their coefficient must be 0); every position 0..k*G-1 occurs once.
-    Masked rows enter with coefficient 0, so their hidden states must be finite.
+    Masked rows enter with coefficient 0, so their hidden states must be finite (see `_zero_masked_rows`).
     """
 
     @staticmethod
@@ -323,6 +357,7 @@ def successive_halving_topk(
 
     order = _order_by_index(cur_mask, cur_index)
     out_mask = cur_mask.gather(1, order)
+    hidden = _zero_masked_rows(hidden, valid)
     out_hidden = _SlotCombine.apply(hidden, _rows(leaves, order), _rows(coef, order))
     return TopKOutput(
         hidden=out_hidden,
@@ -339,7 +374,7 @@ def _select_rows(hidden: Tensor, scores: Tensor, order: Tensor, valid: Tensor, k
     sel_mask = valid.gather(1, order)
     perm = _order_by_index(sel_mask, order)
     order, sel_mask = order.gather(1, perm), sel_mask.gather(1, perm)
-    picked = _rows(hidden, order) * sel_mask.unsqueeze(-1).to(hidden.dtype)
+    picked = torch.where(sel_mask.unsqueeze(-1), _rows(hidden, order), 0.0)
     sel_scores = torch.where(sel_mask, scores.gather(1, order), 0.0)
     extra = k - order.shape[1]
     return TopKOutput(
@@ -394,6 +429,7 @@ def iterative_softmax_topk(
     few = num_real <= k
     if bool(few.all()):
         return exact
+    hidden = _zero_masked_rows(hidden, valid)
     peak = v.gather(1, picked)  # (B, steps): the max of the still-available scores at each iteration
     chunk = max(1, _ITERATIVE_CHUNK_ELEMENTS // max(1, batch * n))
     hidden_parts, score_parts, weight_parts = [], [], []
