@@ -31,6 +31,14 @@ CUSTOM_PIPELINES = {
 }
 
 
+def _as_length(value: Any) -> Any:
+    """An encoder_lengths entry as an int (512.0 read from JSON -> 512); anything else is left for
+    check_consistency to refuse (a fractional length is never truncated silently)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 class PyramidionConfig(PreTrainedConfig):
     r"""Configuration of a Pyramidion encoder-decoder (Vanilla, Blockwise, Transpooler, Pyramidion, PoWER or
     Funnel-like, depending on the fields below; BART's names for the rest).
@@ -114,9 +122,7 @@ class PyramidionConfig(PreTrainedConfig):
                     "`encoder_lengths` instead."
                 )
         kwargs.pop("pooling_layers", None)
-        self.encoder_lengths = (
-            [int(n) for n in self.encoder_lengths] if self.encoder_lengths is not None else []
-        )
+        self.encoder_lengths = [_as_length(n) for n in self.encoder_lengths or []]
         self.check_consistency()
         super().__post_init__(**kwargs)
 
@@ -155,8 +161,8 @@ class PyramidionConfig(PreTrainedConfig):
             raise ValueError(
                 "encoder_lengths is empty: give one output length per encoder layer, e.g. [2048, 512]."
             )
-        if any(k < 1 for k in lengths):
-            raise ValueError(f"encoder_lengths must be positive, got {lengths}.")
+        if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in lengths):
+            raise ValueError(f"encoder_lengths must be positive integers, got {lengths}.")
         if lengths[0] > n:
             raise ValueError(
                 f"encoder_lengths[0]={lengths[0]} exceeds max_position_embeddings={n}: a layer cannot output "
@@ -223,8 +229,24 @@ class PyramidionConfig(PreTrainedConfig):
         for name in ("dropout", "attention_dropout", "activation_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
+        self._check_special_token_ids()
         if self.decoder_layers < 1:
             raise ValueError(f"decoder_layers must be >= 1, got {self.decoder_layers}.")
+
+
+    def _check_special_token_ids(self) -> None:
+        """pad/bos/eos/decoder_start ids (None allowed; eos may be a list) must index the vocabulary."""
+        if not isinstance(self.vocab_size, int) or self.vocab_size < 1:
+            raise ValueError(f"vocab_size must be a positive int, got {self.vocab_size!r}.")
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
+            value = getattr(self, name)
+            for token_id in value if isinstance(value, list) else [value]:
+                if token_id is None or (isinstance(token_id, int) and 0 <= token_id < self.vocab_size):
+                    continue
+                raise ValueError(
+                    f"{name}={value!r} is not a token id of the vocabulary [0, vocab_size={self.vocab_size})"
+                    ": set it to your tokenizer's id (e.g. tokenizer.pad_token_id) or enlarge vocab_size."
+                )
 
 
 PyramidionConfig.register_for_auto_class()

@@ -447,11 +447,47 @@ def _check_encoder_inputs(
     if not bool(mask.any(dim=1).all()):
         empty = (~mask.any(dim=1)).nonzero().flatten().tolist()
         raise ValueError(f"Rows {empty} of the batch are empty documents (no real token): drop them.")
+    if not bool(mask[:, 0].all()):
+        rows = (~mask[:, 0]).nonzero().flatten().tolist()
+        raise ValueError(
+            f"Rows {rows} of the batch are left-padded (their first position is padding), but the encoder "
+            "counts positions and blocks from the first column: pad on the right (tokenizer.padding_side = "
+            "'right')."
+        )
     if output_attentions and config.encoder_attention == "efficient":
         raise ValueError(
             "encoder_attention='efficient' forms no attention matrix: use output_attentions=False."
         )
     return mask
+
+
+def _check_token_ids(config: PyramidionConfig, token_ids: Tensor, what: str) -> None:
+    """Token ids (B, n) must index the vocabulary (torch would fail with "index out of range in self")."""
+    low, high = int(token_ids.min()), int(token_ids.max())
+    if low < 0 or high >= config.vocab_size:
+        raise ValueError(
+            f"{what} holds token id {low if low < 0 else high}, outside the model's vocabulary [0, "
+            f"vocab_size={config.vocab_size}): the tokenizer does not match the model (use the model's own "
+            "tokenizer, or resize the embeddings with model.resize_token_embeddings(len(tokenizer)))."
+        )
+
+
+def _check_content(config: PyramidionConfig, input_ids: Tensor, mask: Tensor) -> None:
+    """Every row of the encoder input (B, n) with mask (B, n) must hold a real token that is not special
+    (bos / eos / pad): a document of special tokens only is an empty document."""
+    special = [config.bos_token_id, config.pad_token_id, *_as_list(config.eos_token_id)]
+    special = torch.tensor([i for i in special if i is not None], device=input_ids.device)
+    content = ~torch.isin(input_ids, special) & mask
+    if not bool(content.any(dim=1).all()):
+        empty = (~content.any(dim=1)).nonzero().flatten().tolist()
+        raise ValueError(
+            f"Rows {empty} of input_ids hold special tokens only (bos/eos/pad): they are empty documents; "
+            "drop them or pass text."
+        )
+
+
+def _as_list(value: int | list[int] | None) -> list[int | None]:
+    return value if isinstance(value, list) else [value]
 
 
 class PyramidionEncoder(PyramidionPreTrainedModel):
@@ -521,8 +557,11 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds to the encoder.")
         if inputs_embeds is None:
+            _check_token_ids(self.config, input_ids, "input_ids")
             inputs_embeds = self.embed_tokens(input_ids)
         input_mask = _check_encoder_inputs(self.config, inputs_embeds, attention_mask, output_attentions)
+        if input_ids is not None:
+            _check_content(self.config, input_ids, input_mask)
         mask = input_mask
         batch, length = mask.shape
         hidden = self._embed(inputs_embeds)
@@ -888,6 +927,7 @@ class PyramidionForConditionalGeneration(PyramidionPreTrainedModel, GenerationMi
         """As `PyramidionModel.forward`, plus logits (B, t, vocab) and, given labels (B, t) (-100 = ignored),
         the mean token cross-entropy (sum / `num_items_in_batch` when the Trainer passes it)."""
         if labels is not None:
+            _check_token_ids(self.config, labels.masked_fill(labels == -100, 0), "labels")
             use_cache = False
             if decoder_input_ids is None and decoder_inputs_embeds is None:
                 decoder_input_ids = shift_tokens_right(
