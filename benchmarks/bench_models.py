@@ -380,7 +380,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but torch.cuda.is_available() is False")
-    plan = build_plan(args)
+    try:
+        plan = build_plan(args)
+    except ValueError as error:
+        raise SystemExit(f"bench_models.py: {error}") from None
     command = common.command_line(__file__, argv)
     load_start = os.getloadavg()
     results = run(plan)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from typing import Any
 
 from pyramidion_hf.complexity import attention_complexity, comparison_table, format_count
 from pyramidion_hf.presets import describe_preset, get_preset, list_presets
@@ -44,82 +45,62 @@ def _paragraph(text: str) -> str:
     return " ".join(text.split())
 
 
-def _ratio(base: str, other: str, key: str, n: int, t: int, causal: bool = True, **overrides) -> float:
-    a = attention_complexity(get_preset(base), n, t, causal=causal)
-    b = attention_complexity(get_preset(other, **overrides), n, t, causal=causal)
-    return a.ratio(b)[key]
+# (claim, the paper's figure, baseline preset, preset, total, target length, causal decoder self-attention)
+RATIO_CLAIMS = [
+    ("§5: encoder self-attention, deep Blockwise / DeepPyramidion (layers attend 8k, 8k, 2k, 512...)", "2.5x",
+     "deep-blockwise", "deep-pyramidion-early", "encoder_self_attention", 512, True),
+    ("  same, `deep-pyramidion` (DESIGN.md: layers output 8k, 8k, 2k, 512, ...)", "(2.5x)",
+     "deep-blockwise", "deep-pyramidion", "encoder_self_attention", 512, True),
+    ("§5: decoder cross-attention, deep Blockwise / DeepPyramidion (any t)", "16x",
+     "deep-blockwise", "deep-pyramidion", "decoder_cross_attention", 512, True),
+    ("§5: decoder attention (self + cross), causal, t=256", "13x",
+     "deep-blockwise", "deep-pyramidion", "decoder_attention", 256, True),
+    ("  same, full t x t self-attention, t=128", "(13x)",
+     "deep-blockwise", "deep-pyramidion", "decoder_attention", 128, False),
+    ("  same, causal, t=512", "(13x)", "deep-blockwise", "deep-pyramidion", "decoder_attention", 512, True),
+    ("  same, full t x t self-attention, t=512", "(13x)",
+     "deep-blockwise", "deep-pyramidion", "decoder_attention", 512, False),
+    ("  all decoder-layer multiplications (+ projections, FFN), causal, t=256", "(13x)",
+     "deep-blockwise", "deep-pyramidion", "decoder_total", 256, True),
+]  # fmt: skip
+C2_CLAIMS = [
+    ("C.2: encoder self-attention, Vanilla 8k (#3) / Pyramidion #24", "13x", "encoder_self_attention"),
+    ("C.2: decoder cross-attention, Vanilla 8k (#3) / Pyramidion #24", "4x", "decoder_cross_attention"),
+]
+
+
+def _ratio(base: Any, other: Any, key: str, n: int, t: int, causal: bool = True) -> float:
+    """How many times more `key` multiplications config `base` needs than config `other`."""
+    a = attention_complexity(base, n, t, causal=causal)
+    return a.ratio(attention_complexity(other, n, t, causal=causal))[key]
 
 
 def section5(n: int) -> list[str]:
     """The paper's §5 / §3.2 / Appendix C.2 ratios next to ours."""
+    rows = [
+        (claim, paper, _ratio(get_preset(base), get_preset(other), key, n, t, causal))
+        for claim, paper, base, other, key, t, causal in RATIO_CLAIMS
+    ]
+    vanilla = get_preset("deep-blockwise", block_size=None)
+    rows.append(
+        ("§5: encoder self-attention, deep Vanilla / deep Blockwise", "16x",
+         _ratio(vanilla, get_preset("deep-blockwise"), "encoder_self_attention", n, 512))
+    )  # fmt: skip
     one_layer = attention_complexity(
         get_preset("deep-blockwise", block_size=None, encoder_lengths=[n]), n, 512
     ).encoder_self_attention
     deep = attention_complexity(get_preset("deep-pyramidion"), n, 512)
-    rows = [
-        (
-            "§5: encoder self-attention, deep Blockwise / DeepPyramidion (layers attend 8k, 8k, 2k, 512...)",
-            "2.5x",
-            _ratio("deep-blockwise", "deep-pyramidion-early", "encoder_self_attention", n, 512),
-        ),
-        (
-            "  same, `deep-pyramidion` (DESIGN.md: layers output 8k, 8k, 2k, 512, ...)",
-            "(2.5x)",
-            _ratio("deep-blockwise", "deep-pyramidion", "encoder_self_attention", n, 512),
-        ),
-        (
-            "§5: decoder cross-attention, deep Blockwise / DeepPyramidion (any t)",
-            "16x",
-            _ratio("deep-blockwise", "deep-pyramidion", "decoder_cross_attention", n, 512),
-        ),
-        (
-            "§5: decoder attention (self + cross), causal, t=256",
-            "13x",
-            _ratio("deep-blockwise", "deep-pyramidion", "decoder_attention", n, 256),
-        ),
-        (
-            "  same, full t x t self-attention, t=128",
-            "(13x)",
-            _ratio("deep-blockwise", "deep-pyramidion", "decoder_attention", n, 128, causal=False),
-        ),
-        (
-            "  same, causal, t=512",
-            "(13x)",
-            _ratio("deep-blockwise", "deep-pyramidion", "decoder_attention", n, 512),
-        ),
-        (
-            "  same, full t x t self-attention, t=512",
-            "(13x)",
-            _ratio("deep-blockwise", "deep-pyramidion", "decoder_attention", n, 512, causal=False),
-        ),
-        (
-            "  all decoder-layer multiplications (+ projections, FFN), causal, t=256",
-            "(13x)",
-            _ratio("deep-blockwise", "deep-pyramidion", "decoder_total", n, 256),
-        ),
-        (
-            "§5: encoder self-attention, deep Vanilla / deep Blockwise",
-            "16x",
-            attention_complexity(get_preset("deep-blockwise", block_size=None), n, 512).ratio(
-                attention_complexity(get_preset("deep-blockwise"), n, 512)
-            )["encoder_self_attention"],
-        ),
+    rows.append(
         (
             "§5: one Vanilla 8k layer's self-attention (d=768) / all of DeepPyramidion's attention "
             "(encoder self + decoder self + cross, causal, t=512)",
             "5x",
             one_layer / (deep.encoder_self_attention + deep.decoder_attention),
-        ),
-        (
-            "C.2: encoder self-attention, Vanilla 8k (#3) / Pyramidion #24",
-            "13x",
-            _ratio("table2-3", "table7-24", "encoder_self_attention", n, 512),
-        ),
-        (
-            "C.2: decoder cross-attention, Vanilla 8k (#3) / Pyramidion #24",
-            "4x",
-            _ratio("table2-3", "table7-24", "decoder_cross_attention", n, 512),
-        ),
+        )
+    )
+    rows += [
+        (claim, paper, _ratio(get_preset("table2-3"), get_preset("table7-24"), key, n, 512))
+        for claim, paper, key in C2_CLAIMS
     ]
     lines = ["| claim | paper | ours |", "| --- | ---: | ---: |"]
     lines += [f"| {claim} | {paper} | {ours:.2f}x |" for claim, paper, ours in rows]

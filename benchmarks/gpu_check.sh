@@ -178,7 +178,7 @@ EOF
 step cuda_check 90 "$PY" /tmp/pyramidion_cuda_check.py "$MODE" "$OUT/cuda_check.json"
 
 # ---- tests: the benchmark machinery with this machine's torch / transformers -----------------------------
-step pytest 90 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_bench_models.py
+step pytest 90 "$PY" -m pytest -q -x -p no:cacheprovider tests/benchmarks/test_bench_models.py
 
 # ---- the model benchmark ----------------------------------------------------------------------------------
 if [[ $MODE == cuda ]]; then
