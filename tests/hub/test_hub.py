@@ -114,7 +114,7 @@ def saved_model(tmp_path_factory):
     """(saved model + tokenizer folder, model, tokenizer, greedy reference summaries, generate kwargs)."""
     folder = tmp_path_factory.mktemp("tiny_model")
     tokenizer = train_tokenizer(CORPUS, vocab_size=320, min_frequency=1, model_max_length=64)
-    torch.manual_seed(0)
+    torch.manual_seed(1)  # a seed whose random model summarizes the two documents differently
     model = PyramidionForConditionalGeneration(hub_config()).eval()
     model.generation_config.num_beams = 3  # a saved default that must reach the Hub repo
     model.save_pretrained(folder)
