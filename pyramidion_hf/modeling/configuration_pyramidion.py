@@ -17,7 +17,7 @@ from .pipeline_summarization import SummarizationPipeline
 from .pooling import SCORERS, check_embedding_index
 from .topk import TOPK_OPERATORS, WEIGHTINGS, check_temperature
 
-ENCODER_ATTENTIONS = ("dot", "efficient")
+ENCODER_ATTENTIONS = ("dot", "efficient", "lsh")
 # "sinusoidal" is fairseq's formula, "sinusoidal_pegasus" PEGASUS' (converted checkpoints; see modeling file)
 ENCODER_POSITION_EMBEDDINGS = ("sinusoidal", "sinusoidal_pegasus", "learned")
 DECODER_POSITION_EMBEDDINGS = ("none", *ENCODER_POSITION_EMBEDDINGS)
@@ -48,7 +48,12 @@ class PyramidionConfig(PreTrainedConfig):
         for the first layer) puts a pooling layer after that encoder layer, keeping that many vectors.
     block_size (`int` or `None`): encoder self-attention runs on non-overlapping blocks of this many vectors
         (None = full attention).
-    encoder_attention (`str`): "dot" (softmax attention) or "efficient" (Shen et al. 2021, linear in length).
+    encoder_attention (`str`): "dot" (softmax attention), "efficient" (Shen et al. 2021, linear in length) or
+        "lsh" (Reformer's LSH attention, Kitaev et al. 2020). Efficient and LSH heads attend over the whole
+        sequence (block_size only sets the local heads' blocks).
+    lsh_num_hashes, lsh_bucket_size (`int`): LSH hash rounds (default 4) and chunk length (default 64).
+    local_attention_heads (`int`): how many heads of an "efficient" or "lsh" encoder attention use blockwise
+        dot attention (blocks of block_size) instead (the paper's baselines: 2); must be 0 for "dot".
     scorer, topk, topk_temperature, topk_sort, topk_weighting, scorer_embedding_index: the pooling layers'
         scorer and top-k operator (see `pyramidion_hf.modeling.pooling` and `pyramidion_hf.topk`).
     funnel_upsample (`bool`): the encoder output is upsampled back to the input length (each token gets the
@@ -94,6 +99,9 @@ class PyramidionConfig(PreTrainedConfig):
     normalize_before: bool = False
     layernorm_embedding: bool = True
     encoder_attention: str = "dot"
+    lsh_num_hashes: int = 4
+    lsh_bucket_size: int = 64
+    local_attention_heads: int = 0
     scorer: str = "linear"
     topk: str = "successive_halving"
     topk_temperature: float = 1.0
@@ -132,10 +140,15 @@ class PyramidionConfig(PreTrainedConfig):
         return len(self.encoder_lengths)
 
     @property
+    def encoder_input_lengths(self) -> list[int]:
+        """Number of vectors each encoder layer attends over for a full-length input."""
+        return [self.max_position_embeddings, *self.encoder_lengths[:-1]]
+
+    @property
     def pooling_layers(self) -> list[int]:
         """Indices of the encoder layers followed by a pooling layer."""
-        previous = [self.max_position_embeddings, *self.encoder_lengths[:-1]]
-        return [i for i, (n, k) in enumerate(zip(previous, self.encoder_lengths, strict=True)) if k < n]
+        pairs = zip(self.encoder_input_lengths, self.encoder_lengths, strict=True)
+        return [i for i, (n, k) in enumerate(pairs) if k < n]
 
     @property
     def num_hidden_layers(self) -> int:
@@ -211,8 +224,10 @@ class PyramidionConfig(PreTrainedConfig):
         if self.scorer == "power" and self.encoder_attention != "dot":
             raise ValueError(
                 "scorer='power' scores tokens by the attention probabilities they receive, which "
-                "encoder_attention='efficient' never forms; use encoder_attention='dot' or another scorer."
+                f"encoder_attention={self.encoder_attention!r} never forms; use encoder_attention='dot' or "
+                "another scorer."
             )
+        self._check_sparse_attention()
         if self.scorer == "embedding":
             check_embedding_index(self.scorer_embedding_index, self.d_model, "scorer_embedding_index")
         try:
@@ -247,6 +262,26 @@ class PyramidionConfig(PreTrainedConfig):
                     f"{name}={value!r} is not a token id of the vocabulary [0, vocab_size={self.vocab_size})"
                     ": set it to your tokenizer's id (e.g. tokenizer.pad_token_id) or enlarge vocab_size."
                 )
+
+
+    def _check_sparse_attention(self) -> None:
+        """LSH hash rounds and chunk length >= 1; local heads in [0, encoder_attention_heads], and only for
+        the efficient and LSH attentions (dot attention is all local)."""
+        for name in ("lsh_num_hashes", "lsh_bucket_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        heads, local = self.encoder_attention_heads, self.local_attention_heads
+        if isinstance(local, bool) or not isinstance(local, int) or not 0 <= local <= heads:
+            raise ValueError(
+                f"local_attention_heads must be an int in [0, encoder_attention_heads={heads}], got "
+                f"{local!r}."
+            )
+        if local and self.encoder_attention == "dot":
+            raise ValueError(
+                "local_attention_heads applies to encoder_attention='efficient' or 'lsh' (dot attention is "
+                "blockwise in every head already): set it to 0 or choose one of those attentions."
+            )
 
 
 PyramidionConfig.register_for_auto_class()

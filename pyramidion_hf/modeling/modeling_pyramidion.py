@@ -29,7 +29,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import can_return_tuple
 from transformers.utils.deprecation import deprecate_kwarg
 
-from .attention import additive_mask, eager_attention_forward, efficient_attention
+from .attention import additive_mask, eager_attention_forward, efficient_attention, lsh_attention
 from .configuration_pyramidion import PyramidionConfig
 from .pooling import RepresentationPooling
 
@@ -167,12 +167,32 @@ class PyramidionAttention(nn.Module):
 
 
 class PyramidionEncoderAttention(PyramidionAttention):
-    """Encoder self-attention on non-overlapping blocks of `config.block_size` vectors (full when None)."""
+    """Encoder self-attention. "dot": every head on non-overlapping blocks of `config.block_size` vectors
+    (full when None). "efficient" / "lsh": the first `local_attention_heads` heads do that (local heads), the
+    others attend over the whole sequence (block_size ignored) with efficient or LSH attention.
+
+    LSH heads share one projection for queries and keys (q_proj, as in Reformer); k_proj then projects only
+    the local heads' keys, and does not exist without local heads. LSH rotations (2 * ceil(n / bucket size)
+    buckets for the layer's full-length input n) are drawn afresh from the global RNG in each training
+    forward, and in eval mode from a generator seeded with the layer index: eval forwards, and so generation,
+    are reproducible."""
 
     def __init__(self, config: PyramidionConfig, layer_idx: int):
         super().__init__(config, layer_idx, config.encoder_attention_heads)
         self.block_size = config.block_size
-        self.efficient = config.encoder_attention == "efficient"
+        self.kind = config.encoder_attention
+        self.local_heads = self.num_heads if self.kind == "dot" else config.local_attention_heads
+        if self.kind == "lsh":
+            self.num_hashes, self.bucket_size = config.lsh_num_hashes, config.lsh_bucket_size
+            self.half_buckets = -(-config.encoder_input_lengths[layer_idx] // self.bucket_size)
+            if self.local_heads:
+                self.k_proj = nn.Linear(self.embed_dim, self.local_heads * self.head_dim)
+            else:
+                del self.k_proj
+
+    def _heads(self, projection: nn.Linear, states: Tensor) -> Tensor:
+        """(B, L, d) -> projected (B, heads of that projection, L, D)."""
+        return projection(states).unflatten(-1, (-1, self.head_dim)).transpose(1, 2)
 
     def forward(
         self,
@@ -183,7 +203,12 @@ class PyramidionEncoderAttention(PyramidionAttention):
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """hidden (B, n, d), mask (B, n) bool -> out (B, n, d); attention probs ((B, H, n, n) for full
         attention, (B, n_blocks, H, block, block) for blockwise) if `output_attentions`; attention received
-        (B, n) (summed over heads and real queries of the key's block) if `return_received`."""
+        (B, n) (summed over heads and real queries of the key's block) if `return_received`. Both need every
+        head to be a dot-attention head."""
+        if self.local_heads < self.num_heads and (output_attentions or return_received):
+            raise ValueError(
+                f"encoder_attention={self.kind!r} forms no attention matrix: use output_attentions=False."
+            )
         batch, length, _ = hidden_states.shape
         block = length if self.block_size is None else min(self.block_size, length)
         n_blocks = -(-length // block)
@@ -192,17 +217,20 @@ class PyramidionEncoderAttention(PyramidionAttention):
             hidden_states, mask = F.pad(hidden_states, (0, 0, 0, pad)), F.pad(mask, (0, pad), value=False)
         blocks = hidden_states.reshape(batch * n_blocks, block, self.embed_dim)
         block_mask = mask.reshape(batch * n_blocks, block)
-        query, key, value = (self._heads(p, blocks) for p in (self.q_proj, self.k_proj, self.v_proj))
+        query, value = self._heads(self.q_proj, blocks), self._heads(self.v_proj, blocks)
+        key = self._heads(self.k_proj, blocks) if hasattr(self, "k_proj") else None
         dropout = self.dropout if self.training else 0.0
 
-        weights = None
-        if self.efficient:
-            out = efficient_attention(query, key, value, block_mask, dropout, self.training)
-        else:
+        outs, weights = [], None
+        if self.local_heads:
+            q, k, v = (tensor[:, : self.local_heads] for tensor in (query, key, value))
             attention = self._interface(output_attentions or return_received)
             mask_4d = additive_mask(block_mask[:, None, None, :], query.dtype)
-            out, weights = attention(self, query, key, value, mask_4d, dropout=dropout, scaling=self.scaling)
-
+            out, weights = attention(self, q, k, v, mask_4d, dropout=dropout, scaling=self.scaling)
+            outs.append(out.reshape(batch, n_blocks * block, self.local_heads, self.head_dim))
+        if self.local_heads < self.num_heads:
+            outs.append(self._sequence_heads(query, key, value, mask, batch, dropout))
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
         out = self.out_proj(out.reshape(batch, n_blocks * block, self.embed_dim)[:, :length])
         received = None
         if return_received:
@@ -211,6 +239,28 @@ class PyramidionEncoderAttention(PyramidionAttention):
             weights = weights.view(batch, n_blocks, self.num_heads, block, block)
             weights = weights[:, 0] if self.block_size is None else weights
         return out, (weights if output_attentions else None), received
+
+    def _sequence_heads(
+        self, query: Tensor, key: Tensor | None, value: Tensor, mask: Tensor, batch: int, dropout: float
+    ) -> Tensor:
+        """The efficient or LSH heads over the whole sequence: q/k/v in blocks (B * n_blocks, H, block, D),
+        mask (B, n) -> (B, n, heads, D)."""
+
+        def whole(tensor: Tensor) -> Tensor:  # this module's heads, (B, heads, n, D)
+            return tensor[:, self.local_heads :].unflatten(0, (batch, -1)).transpose(1, 2).flatten(2, 3)
+
+        if self.kind == "efficient":
+            return efficient_attention(whole(query), whole(key), whole(value), mask, dropout, self.training)
+        query = whole(query)
+        rotations = self._rotations(query.size(1), query.device)
+        return lsh_attention(query, whole(value), mask, rotations, self.bucket_size, dropout, self.training)
+
+    def _rotations(self, heads: int, device: torch.device) -> Tensor:
+        """Random rotations (heads, D, R, K) of the LSH heads: global RNG in training, seeded by the layer
+        index in eval (see the class docstring)."""
+        generator = None if self.training else torch.Generator(device).manual_seed(self.layer_idx)
+        shape = (heads, self.head_dim, self.num_hashes, self.half_buckets)
+        return torch.randn(shape, generator=generator, device=device)
 
 
 class PyramidionDecoderAttention(PyramidionAttention):
