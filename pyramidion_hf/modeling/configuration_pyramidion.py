@@ -21,13 +21,18 @@ ENCODER_ATTENTIONS = ("dot", "efficient", "lsh")
 # "sinusoidal" is fairseq's formula, "sinusoidal_pegasus" PEGASUS' (converted checkpoints; see modeling file)
 ENCODER_POSITION_EMBEDDINGS = ("sinusoidal", "sinusoidal_pegasus", "learned")
 DECODER_POSITION_EMBEDDINGS = ("none", *ENCODER_POSITION_EMBEDDINGS)
-# Saved folders name their summarization pipeline; the file travels with this one (relative import above).
+# Saved folders name their summarization pipeline under the task names users type (transformers 5 removed
+# "summarization" and "text2text-generation" as built-in tasks; a folder's own entries still work) and under
+# PIPELINE_TASK, the name `import pyramidion_hf` registers for in-memory models. The file travels with this
+# one.
+PIPELINE_TASK = "long-document-summarization"
 CUSTOM_PIPELINES = {
-    "summarization": {
+    task: {
         "impl": f"pipeline_summarization.{SummarizationPipeline.__name__}",
         "pt": ["AutoModelForSeq2SeqLM"],
         "type": "text",
     }
+    for task in ("summarization", "text2text-generation", PIPELINE_TASK)
 }
 
 
@@ -262,7 +267,6 @@ class PyramidionConfig(PreTrainedConfig):
                     f"{name}={value!r} is not a token id of the vocabulary [0, vocab_size={self.vocab_size})"
                     ": set it to your tokenizer's id (e.g. tokenizer.pad_token_id) or enlarge vocab_size."
                 )
-
 
     def _check_sparse_attention(self) -> None:
         """LSH hash rounds and chunk length >= 1; local heads in [0, encoder_attention_heads], and only for

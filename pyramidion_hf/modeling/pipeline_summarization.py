@@ -17,7 +17,10 @@ class SummarizationPipeline(Pipeline):
     """Summarize documents: `pipe(text | list[str], max_new_tokens=..., num_beams=...)`.
 
     A document gives `[{"summary_text": str}]`; a list of documents gives one `{"summary_text": str}` each (a
-    list of them each when `num_return_sequences > 1`).
+    list of them each when `num_return_sequences > 1`); `return_tensors=True` adds `summary_token_ids`.
+    For a model in memory, `pipeline("long-document-summarization", model=model, tokenizer=tokenizer)` builds
+    it (after `import pyramidion_hf`); a saved folder also answers to "summarization" and
+    "text2text-generation" with `trust_remote_code=True`.
 
     Inputs are truncated to the model's input length (`config.max_position_embeddings`, or the tokenizer's
     `model_max_length` if smaller) unless `truncation=False`; generation keyword arguments go to `generate()`.
@@ -56,6 +59,8 @@ class SummarizationPipeline(Pipeline):
         max_input_length: int | None = None,
         clean_up_tokenization_spaces: bool | None = None,
         skip_special_tokens: bool | None = None,
+        return_tensors: bool | None = None,
+        return_text: bool | None = None,
         **generate_kwargs: Any,
     ) -> tuple[dict, dict, dict]:
         preprocess_params: dict[str, Any] = {}
@@ -68,6 +73,10 @@ class SummarizationPipeline(Pipeline):
             postprocess_params["clean_up_tokenization_spaces"] = clean_up_tokenization_spaces
         if skip_special_tokens is not None:
             postprocess_params["skip_special_tokens"] = skip_special_tokens
+        if return_tensors is not None:
+            postprocess_params["return_tensors"] = return_tensors
+        if return_text is not None:
+            postprocess_params["return_text"] = return_text
         return preprocess_params, generate_kwargs, postprocess_params
 
     def _input_length(self) -> int:
@@ -124,14 +133,23 @@ class SummarizationPipeline(Pipeline):
         model_outputs: dict[str, torch.Tensor],
         clean_up_tokenization_spaces: bool = False,
         skip_special_tokens: bool = True,
-    ) -> list[dict[str, str]]:
-        return [
-            {
-                "summary_text": self.tokenizer.decode(
+        return_tensors: bool = False,
+        return_text: bool = True,
+    ) -> list[dict[str, Any]]:
+        """One record per returned sequence: `summary_text` (unless `return_text=False`) and, with
+        `return_tensors=True`, `summary_token_ids` (as transformers 4's summarization pipeline did)."""
+        if not (return_text or return_tensors):
+            raise ValueError("return_text=False and return_tensors=False would return nothing: keep one.")
+        records = []
+        for ids in model_outputs["output_ids"][0]:
+            record: dict[str, Any] = {}
+            if return_tensors:
+                record["summary_token_ids"] = ids
+            if return_text:
+                record["summary_text"] = self.tokenizer.decode(
                     ids,
                     skip_special_tokens=skip_special_tokens,
                     clean_up_tokenization_spaces=clean_up_tokenization_spaces,
                 )
-            }
-            for ids in model_outputs["output_ids"][0]
-        ]
+            records.append(record)
+        return records

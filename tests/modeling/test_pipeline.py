@@ -64,3 +64,38 @@ def test_pipeline_from_saved_folder_with_remote_code(tmp_path, tokenizer):
         _reference(model, tokenizer, d, max_new_tokens=6, num_beams=2) for d in DOCS
     ]
     assert torch.equal(summarize.model.lm_head.weight, model.lm_head.weight)
+
+
+def test_in_memory_model_builds_the_pipeline_under_the_registered_task(tokenizer):
+    model = _model()
+    summarize = pipeline("long-document-summarization", model=model, tokenizer=tokenizer, device=-1)
+    assert isinstance(summarize, SummarizationPipeline)
+    assert summarize(DOCS[0], max_new_tokens=6)[0]["summary_text"] == _reference(
+        model, tokenizer, DOCS[0], max_new_tokens=6
+    )
+
+
+@pytest.mark.parametrize("task", ["text2text-generation", "long-document-summarization"])
+def test_saved_folder_answers_to_every_task_name_it_declares(tmp_path, tokenizer, task):
+    model = _model()
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    summarize = pipeline(task, model=str(tmp_path), trust_remote_code=True, device=-1)
+    assert type(summarize).__name__ == "SummarizationPipeline"
+    assert summarize(DOCS[1], max_new_tokens=6)[0]["summary_text"] == _reference(
+        model, tokenizer, DOCS[1], max_new_tokens=6
+    )
+
+
+def test_return_tensors_gives_the_token_ids_as_transformers_4_did(tokenizer):
+    model = _model()
+    summarize = SummarizationPipeline(model=model, tokenizer=tokenizer, device=-1)
+    inputs = tokenizer(DOCS[0], truncation=True, max_length=64, return_tensors="pt")
+    expected = model.generate(**inputs, max_new_tokens=6)[0]
+    both = summarize(DOCS[0], max_new_tokens=6, return_tensors=True)[0]
+    assert torch.equal(both["summary_token_ids"], expected)
+    assert both["summary_text"] == tokenizer.decode(expected, skip_special_tokens=True)
+    ids_only = summarize(DOCS[0], max_new_tokens=6, return_tensors=True, return_text=False)[0]
+    assert list(ids_only) == ["summary_token_ids"]
+    with pytest.raises(ValueError, match="would return nothing"):
+        summarize(DOCS[0], max_new_tokens=6, return_text=False)
