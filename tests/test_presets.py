@@ -26,6 +26,9 @@ FROZEN_NAMES = [
     "table2-6",
     "table2-7",
     "table2-8",
+    "table2-9",
+    "table2-10",
+    "table2-11",
     "table2-12",
     "table2-13",
     "table2-14",
@@ -71,9 +74,12 @@ SPEC = {
     "table2-6": (2048, [2048, 512], 512, "linear", SH, "dot", False),
     "table2-7": (8192, [8192, 512], 512, "linear", SH, "dot", False),
     "table2-8": (8192, [8192, 2048], 512, "linear", SH, "dot", False),
-    "table2-12": (512, [512, 512], None, "linear", SH, "efficient", False),
-    "table2-13": (2048, [2048, 2048], None, "linear", SH, "efficient", False),
-    "table2-14": (8192, [8192, 8192], None, "linear", SH, "efficient", False),
+    "table2-9": (512, [512, 512], 512, "linear", SH, "lsh", False),
+    "table2-10": (2048, [2048, 2048], 512, "linear", SH, "lsh", False),
+    "table2-11": (8192, [8192, 8192], 512, "linear", SH, "lsh", False),
+    "table2-12": (512, [512, 512], 512, "linear", SH, "efficient", False),
+    "table2-13": (2048, [2048, 2048], 512, "linear", SH, "efficient", False),
+    "table2-14": (8192, [8192, 8192], 512, "linear", SH, "efficient", False),
     "table2-15": (2048, [1024, 512], 512, "power", HARD, "dot", False),
     "table2-16": (8192, [2048, 512], 512, "power", HARD, "dot", False),
     "table2-17": (8192, [4096, 2048], 512, "power", HARD, "dot", False),
@@ -134,6 +140,9 @@ def test_every_preset_builds_the_papers_config(name: str) -> None:
     assert config.encoder_layers == len(lengths)
     assert (config.block_size, config.scorer, config.topk) == (block, scorer, topk)
     assert (config.encoder_attention, config.funnel_upsample) == (attention, funnel)
+    # Appendix C.1: LSH and Efficient baselines have two local heads; LSH buckets of 64 and four hashes
+    assert config.local_attention_heads == (0 if attention == "dot" else 2)
+    assert (config.lsh_bucket_size, config.lsh_num_hashes) == (64, 4)
     # Tables 5 and 6
     assert (config.vocab_size, config.dropout, config.activation_function) == (32000, 0.1, "relu")
     assert config.tie_word_embeddings is True and config.decoder_position_embeddings == "none"
@@ -195,8 +204,8 @@ def test_overrides_apply_and_are_validated() -> None:
 def test_unknown_name_lists_close_matches() -> None:
     with pytest.raises(ValueError, match="deep-pyramidion"):
         get_preset("deep-pyramidon")
-    with pytest.raises(ValueError, match="LSH"):
-        get_preset("table2-10")
+    with pytest.raises(ValueError, match="table2-10"):
+        get_preset("table2-10x")
     with pytest.raises(ValueError):
         describe_preset("table9-1")
     assert get_preset("Deep_Pyramidion").to_dict() == get_preset("deep-pyramidion").to_dict()

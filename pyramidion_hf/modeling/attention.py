@@ -86,8 +86,10 @@ def lsh_attention(
 
     query_key/value (B, H, n, D) (shared QK: the keys are the unit-length queries, and scores q.k/|k| need no
     1/sqrt(D), as in transformers' Reformer), key_mask (B, n) bool, rotations (H, D, R, K): R hashes into 2K
-    buckets. A query never attends to itself unless no other key is available; padded keys are never
-    attended and sort last, so real queries do not depend on the padding. Returns (B, n, H, D)."""
+    buckets. A query never attends to itself unless no other key is available (a hash in which it sees only
+    itself then gets no weight beside one that offers keys); padded keys are never attended and sort last, so
+    real queries do not depend on the padding. The first chunk has no predecessor (no wrap-around). Returns
+    (B, n, H, D)."""
     batch, heads, length, dim = query_key.shape
     hashes = rotations.size(2)
     buckets = lsh_buckets(query_key, key_mask, rotations)
