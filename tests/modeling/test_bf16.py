@@ -1,0 +1,81 @@
+"""bf16, the fast path on CPUs with AMX / AVX512-BF16 and on GPUs: autocast training steps for every variant
+and bf16-weight generation agree with fp32; the top-k tournament keeps fp32 inside."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import random_batch, tiny_model
+
+from pyramidion_hf.topk import successive_halving_topk
+
+VOCAB = 64
+VARIANTS = {
+    "vanilla": dict(encoder_lengths=[64, 64], block_size=None),
+    "blockwise": dict(encoder_lengths=[64, 64]),
+    "transpooler": dict(encoder_lengths=[64, 16]),
+    "pyramidion": dict(encoder_lengths=[64, 32, 16]),
+    "pre-norm": dict(encoder_lengths=[64, 32, 16], normalize_before=True),
+    "nonlinear": dict(scorer="nonlinear"),
+    "power-like": dict(scorer="power", topk="hard"),
+    "funnel-like": dict(scorer="mean", funnel_upsample=True),
+    "iterative": dict(topk="iterative"),
+    "peaked": dict(topk_weighting="peaked"),
+    "efficient": dict(encoder_lengths=[64, 64], encoder_attention="efficient", local_attention_heads=1),
+    "lsh": dict(encoder_lengths=[64, 64], encoder_attention="lsh", lsh_bucket_size=8, local_attention_heads=1),
+}
+
+
+def _step(model, ids, mask, labels, autocast: bool):
+    model.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return loss.detach().float(), grads
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_autocast_bf16_training_step_matches_fp32(name):
+    model = tiny_model(seed=1, **VARIANTS[name]).train()
+    model.config.dropout = 0.0
+    ids, mask = random_batch([64, 40], VOCAB, seed=2)
+    labels = random_batch([9, 9], VOCAB, seed=3)[0]
+    torch.manual_seed(0)
+    fp32_loss, fp32_grads = _step(model, ids, mask, labels, autocast=False)
+    torch.manual_seed(0)
+    bf16_loss, bf16_grads = _step(model, ids, mask, labels, autocast=True)
+    assert torch.isfinite(bf16_loss) and abs(bf16_loss - fp32_loss) < 0.05 * fp32_loss
+    assert fp32_grads.keys() == bf16_grads.keys()
+    for key, grad in bf16_grads.items():
+        assert torch.isfinite(grad).all(), key
+    flat32 = torch.cat([g.flatten() for g in fp32_grads.values()])
+    flat16 = torch.cat([g.float().flatten() for g in bf16_grads.values()])
+    assert torch.nn.functional.cosine_similarity(flat32, flat16, dim=0) > 0.95
+
+
+def test_bf16_scores_run_the_tournament_in_fp32_and_return_bf16_gradients():
+    hidden = torch.randn(2, 32, 8, dtype=torch.bfloat16, requires_grad=True)
+    scores = (torch.arange(32.0) / 1000).repeat(2, 1).to(torch.bfloat16)  # bf16 ties: spacing 1e-3 rounds
+    scores.requires_grad_(True)
+    out = successive_halving_topk(hidden, scores, 4)
+    reference = successive_halving_topk(hidden.detach().float(), scores.detach().float(), 4)
+    assert out.hidden.dtype == torch.bfloat16 and out.scores.dtype == torch.bfloat16
+    assert torch.equal(out.indices, reference.indices)  # same tournament as in fp32
+    out.hidden.float().sum().backward()
+    assert scores.grad.dtype == torch.bfloat16 and torch.isfinite(scores.grad).all()
+    assert scores.grad.abs().sum() > 0
+
+
+def test_bf16_weights_generate_like_fp32_on_a_trained_enough_model():
+    model = tiny_model(seed=0)
+    ids, mask = random_batch([64, 30, 9], VOCAB)
+    with torch.no_grad():
+        fp32 = model(input_ids=ids, attention_mask=mask, decoder_input_ids=ids[:, :6]).logits
+        bf16_model = tiny_model(seed=0).to(torch.bfloat16)
+        bf16 = bf16_model(input_ids=ids, attention_mask=mask, decoder_input_ids=ids[:, :6]).logits
+        tokens = bf16_model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, num_beams=2)
+    assert bf16.dtype == torch.bfloat16
+    assert (bf16.float().argmax(-1) == fp32.argmax(-1)).float().mean() > 0.8
+    assert torch.allclose(bf16.float(), fp32, atol=0.15 * fp32.abs().max().item())
+    assert tokens.shape[0] == 3
