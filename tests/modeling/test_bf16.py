@@ -22,7 +22,9 @@ VARIANTS = {
     "iterative": dict(topk="iterative"),
     "peaked": dict(topk_weighting="peaked"),
     "efficient": dict(encoder_lengths=[64, 64], encoder_attention="efficient", local_attention_heads=1),
-    "lsh": dict(encoder_lengths=[64, 64], encoder_attention="lsh", lsh_bucket_size=8, local_attention_heads=1),
+    "lsh": dict(
+        encoder_lengths=[64, 64], encoder_attention="lsh", lsh_bucket_size=8, local_attention_heads=1
+    ),
 }
 
 
