@@ -1,0 +1,310 @@
+"""Which scorer initialisation keeps a converted pretrained model working (issue 16, item 3).
+
+Pretrains a small BART on ACLSum (first `source_length` tokens of each paper -> abstract) for a fixed wall-
+clock budget, saves it, converts it with `pyramidion_hf.convert_checkpoint` to read `r x source_length`
+tokens (learned positions tiled, blocks of `source_length`, pooling back to `source_length` vectors after the
+last encoder layer) for two reduction factors r, and fine-tunes each conversion for N steps under several
+scorer initialisations, beside (a) the source BART on its own `source_length` tokens and (b) the same
+Pyramidion trained from scratch: validation loss at equal steps, wall-clock recorded. Writes
+results/warm_start.md, .json and .png.
+
+    python benchmarks/warm_start.py            # the study (about 12 minutes on 2 threads)
+    python benchmarks/warm_start.py --quick    # tiny sizes, under a minute: checks that it works
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import common
+import torch
+from transformers import AutoConfig, BartConfig, BartForConditionalGeneration
+from transformers.utils import logging as transformers_logging
+
+from pyramidion_hf import PyramidionForConditionalGeneration, convert_checkpoint
+from pyramidion_hf.training.convert import POOLING_DEFAULTS, pyramidion_config
+from pyramidion_hf.training.data import load_summarization_data
+from pyramidion_hf.training.tokenizer import train_tokenizer
+
+# Scorer initialisations compared (PyramidionConfig overrides of the inserted pooling layers).
+INITS: dict[str, dict[str, Any]] = {
+    "sigmoid τ=1 (current)": {"topk_temperature": 1.0, "topk_weighting": "sigmoid"},
+    "sigmoid τ=0.1": {"topk_temperature": 0.1, "topk_weighting": "sigmoid"},
+    "peaked τ=1": {"topk_temperature": 1.0, "topk_weighting": "peaked"},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Sizes and budgets of one study."""
+
+    train_docs: int | None  # None = the whole ACLSum train split
+    eval_docs: int | None
+    vocab_size: int
+    source_length: int  # input tokens of the source BART
+    target_length: int
+    factors: tuple[int, ...]  # converted input length = factor x source_length
+    d_model: int
+    layers: int  # encoder and decoder layers each
+    heads: int
+    pretrain_seconds: float
+    pretrain_max_steps: int
+    finetune_steps: int
+    eval_every: int
+    batch_size: int
+    pretrain_lr: float
+    finetune_lr: float
+
+
+FULL = Recipe(None, None, 2000, 256, 64, (2, 4), 128, 2, 4, 240.0, 100_000, 60, 15, 8, 1e-3, 3e-4)
+QUICK = Recipe(12, 6, 300, 32, 12, (2, 4), 32, 2, 2, 5.0, 8, 3, 3, 4, 1e-3, 3e-4)
+
+
+def encode(tokenizer: Any, rows: Any, recipe: Recipe, length: int) -> dict[str, torch.Tensor]:
+    """Right-padded input_ids / attention_mask (D, length) and labels (D, target_length) (-100 = padding)."""
+    inputs = tokenizer(
+        list(rows["article"]), max_length=length, truncation=True, padding="max_length", return_tensors="pt"
+    )
+    labels = tokenizer(
+        list(rows["abstract"]),
+        max_length=recipe.target_length,
+        truncation=True,
+        padding="max_length",
+        return_tensors="pt",
+    )["input_ids"]
+    labels = labels.masked_fill(labels == tokenizer.pad_token_id, -100)
+    return {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"], "labels": labels}
+
+
+def load_data(recipe: Recipe) -> tuple[Any, dict[str, Any]]:
+    """(tokenizer trained on the train split, the ACLSum train/validation rows)."""
+    data = load_summarization_data("aclsum", split=None)
+    rows = {"train": data["train"], "validation": data["validation"]}
+    for split, n in (("train", recipe.train_docs), ("validation", recipe.eval_docs)):
+        if n is not None:
+            rows[split] = rows[split].select(range(n))
+    texts = list(rows["train"]["article"]) + list(rows["train"]["abstract"])
+    return train_tokenizer(texts, vocab_size=recipe.vocab_size), rows
+
+
+def batches(data: dict[str, torch.Tensor], batch_size: int, steps: int, seed: int) -> list[torch.Tensor]:
+    """Index batches for `steps` steps, the same for every model trained with `seed`."""
+    generator = torch.Generator().manual_seed(seed)
+    n = data["input_ids"].shape[0]
+    return [torch.randint(0, n, (batch_size,), generator=generator) for _ in range(steps)]
+
+
+def step(
+    model: Any, optimizer: torch.optim.Optimizer, data: dict[str, torch.Tensor], index: torch.Tensor
+) -> float:
+    """One AdamW step on the rows `index`; returns the training loss."""
+    model.train()
+    loss = model(**{key: value[index] for key, value in data.items()}).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss)
+
+
+@torch.no_grad()
+def evaluate(model: Any, data: dict[str, torch.Tensor], batch_size: int) -> float:
+    """Mean token cross-entropy over the validation rows (teacher forcing)."""
+    model.eval()
+    total, tokens = 0.0, 0
+    for start in range(0, data["input_ids"].shape[0], batch_size):
+        batch = {key: value[start : start + batch_size] for key, value in data.items()}
+        n = int((batch["labels"] != -100).sum())
+        total += float(model(**batch).loss) * n
+        tokens += n
+    return total / tokens
+
+
+def pretrain(recipe: Recipe, tokenizer: Any, train: dict[str, torch.Tensor], log: Any) -> tuple[Any, dict]:
+    """A small BART trained on the summarization task for `pretrain_seconds` (or `pretrain_max_steps`)."""
+    torch.manual_seed(0)
+    config = BartConfig(
+        vocab_size=len(tokenizer), max_position_embeddings=recipe.source_length, d_model=recipe.d_model,
+        encoder_layers=recipe.layers, decoder_layers=recipe.layers, encoder_attention_heads=recipe.heads,
+        decoder_attention_heads=recipe.heads, encoder_ffn_dim=4 * recipe.d_model,
+        decoder_ffn_dim=4 * recipe.d_model, dropout=0.1, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=None,
+    )  # fmt: skip
+    model = BartForConditionalGeneration(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.pretrain_lr)
+    start, losses = time.perf_counter(), []
+    for index in batches(train, recipe.batch_size, recipe.pretrain_max_steps, seed=1):
+        losses.append(step(model, optimizer, train, index))
+        if time.perf_counter() - start > recipe.pretrain_seconds:
+            break
+    seconds = time.perf_counter() - start
+    log(f"pretrained BART: {len(losses)} steps in {seconds:.0f} s, last loss {losses[-1]:.3f}")
+    return model.eval(), {"steps": len(losses), "seconds": seconds, "final_train_loss": losses[-1]}
+
+
+def finetune(model: Any, recipe: Recipe, train: dict, valid: dict) -> dict[str, Any]:
+    """Validation loss at step 0 and every `eval_every` steps of `finetune_steps`, and the wall-clock."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.finetune_lr)
+    curve, train_losses = [(0, evaluate(model, valid, recipe.batch_size))], []
+    start = time.perf_counter()
+    for i, index in enumerate(batches(train, recipe.batch_size, recipe.finetune_steps, seed=2), start=1):
+        train_losses.append(step(model, optimizer, train, index))
+        if i % recipe.eval_every == 0 or i == recipe.finetune_steps:
+            curve.append((i, evaluate(model, valid, recipe.batch_size)))
+    seconds = time.perf_counter() - start
+    return {"curve": curve, "train_losses": train_losses, "train_seconds": seconds}
+
+
+def arms(source_dir: Path, recipe: Recipe) -> list[tuple[str, int, str, Any]]:
+    """(arm, factor, init, model factory): converted models per factor x init, and from scratch per factor."""
+    out: list[tuple[str, int, str, Any]] = []
+    for factor in recipe.factors:
+        length, n = factor * recipe.source_length, recipe.source_length
+        shape = dict(max_position_embeddings=length, encoder_lengths=[length] * (recipe.layers - 1) + [n])
+        shape["block_size"] = n
+        for name, init in INITS.items():
+            make = lambda shape=shape, init=init: convert_checkpoint(str(source_dir), **shape, **init)
+            out.append(("converted", factor, name, make))
+
+        def scratch(shape: dict = shape) -> PyramidionForConditionalGeneration:
+            torch.manual_seed(0)
+            return PyramidionForConditionalGeneration(
+                pyramidion_config(AutoConfig.from_pretrained(source_dir), **shape)
+            )
+
+        out.append(
+            ("from scratch", factor, next(k for k, v in INITS.items() if v == POOLING_DEFAULTS), scratch)
+        )
+    return out
+
+
+def run(recipe: Recipe, log: Any = print) -> dict[str, Any]:
+    """The whole study; returns the results record."""
+    load_before = os.getloadavg()
+    tokenizer, rows = load_data(recipe)
+    n = recipe.source_length
+    source_train, source_valid = (encode(tokenizer, rows[s], recipe, n) for s in ("train", "validation"))
+    source, pretraining = pretrain(recipe, tokenizer, source_train, log)
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        source.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        torch.manual_seed(0)
+        record = finetune(
+            BartForConditionalGeneration.from_pretrained(folder), recipe, source_train, source_valid
+        )
+        results.append({"arm": "source BART", "factor": 1, "input_tokens": n, "init": "-", **record})
+        log(f"source BART: {record['curve']}")
+        data: dict[int, tuple[dict, dict]] = {}
+        for arm, factor, init, make in arms(Path(folder), recipe):
+            if factor not in data:
+                data[factor] = tuple(
+                    encode(tokenizer, rows[s], recipe, factor * n) for s in ("train", "validation")
+                )
+            torch.manual_seed(0)
+            record = finetune(make(), recipe, *data[factor])
+            results.append({"arm": arm, "factor": factor, "input_tokens": factor * n, "init": init, **record})
+            log(f"{arm} r={factor} {init}: {record['curve']}")
+    return {
+        "recipe": dataclasses.asdict(recipe),
+        "pretraining": pretraining,
+        "runs": results,
+        "best_init": best_init(results),
+        "environment": {**common.environment(), "load_average_before": load_before},
+    }
+
+
+def best_init(results: list[dict[str, Any]]) -> str:
+    """The initialisation with the lowest final validation loss, averaged over the reduction factors."""
+    finals: dict[str, list[float]] = {}
+    for r in results:
+        if r["arm"] == "converted":
+            finals.setdefault(r["init"], []).append(r["curve"][-1][1])
+    return min(finals, key=lambda init: sum(finals[init]) / len(finals[init]))
+
+
+def report(record: dict[str, Any], command: str) -> str:
+    """The markdown table and what it shows."""
+    recipe, env, pretraining = record["recipe"], record["environment"], record["pretraining"]
+    n = recipe["source_length"]
+    lines = [
+        f"# Warm start: scorer initialisation of a converted BART\n\n{common.generated_by(command)}.\n",
+        f"Source: a BART (d={recipe['d_model']}, {recipe['layers']}+{recipe['layers']} layers, vocab "
+        f"{recipe['vocab_size']}) pretrained on ACLSum (first {n} tokens -> abstract) for "
+        f"{pretraining['steps']} steps ({pretraining['seconds']:.0f} s). Converted to read r x {n} tokens "
+        f"(positions tiled, blocks of {n}, pooled to {n} after the last encoder layer), then fine-tuned "
+        f"{recipe['finetune_steps']} steps (AdamW {recipe['finetune_lr']}, batch {recipe['batch_size']}, the "
+        "same batches for every arm). "
+        "Loss: validation token cross-entropy (teacher forcing).\n",
+        f"CPU shared with other jobs ({env['threads']} threads, load average {env['load_average_before']} "
+        f"before, {env['load_average']} after): wall-clock is indicative, losses at equal steps are what "
+        "matter.\n",
+        f"| arm | r | input tokens | scorer init | loss step 0 | loss step {recipe['finetune_steps']} | "
+        "fine-tune s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in record["runs"]:
+        lines.append(
+            f"| {r['arm']} | {r['factor']} | {r['input_tokens']} | {r['init']} | {r['curve'][0][1]:.3f} | "
+            f"{r['curve'][-1][1]:.3f} | {r['train_seconds']:.1f} |"
+        )
+    lines.append(f"\nBest initialisation (lowest final loss, mean over r): **{record['best_init']}**.\n")
+    return "\n".join(lines)
+
+
+def plot(record: dict[str, Any], path: Path) -> None:
+    """Validation loss vs fine-tuning step, one panel per reduction factor (the source BART in each)."""
+    plt = common.pyplot()
+    factors = record["recipe"]["factors"]
+    figure, axes = plt.subplots(1, len(factors), figsize=(6 * len(factors), 4), squeeze=False)
+    source = next(r for r in record["runs"] if r["arm"] == "source BART")
+    for axis, factor in zip(axes[0], factors, strict=True):
+        for r in [source] + [r for r in record["runs"] if r["factor"] == factor]:
+            steps, losses = zip(*r["curve"], strict=True)
+            label = r["arm"] if r["arm"] == "source BART" else f"{r['arm']}: {r['init']}"
+            axis.plot(
+                steps, losses, marker="o", label=label, linestyle="--" if r["arm"] != "converted" else "-"
+            )
+        axis.set(title=f"r = {factor}", xlabel="fine-tuning step", ylabel="validation loss")
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes, under a minute: checks that it works"
+    )
+    parser.add_argument("--pretrain-seconds", type=float, help="pretraining wall-clock budget")
+    parser.add_argument("--steps", type=int, help="fine-tuning steps per arm")
+    parser.add_argument("--out", type=Path, default=common.RESULTS)
+    args = parser.parse_args(argv)
+    transformers_logging.disable_progress_bar()
+    recipe = QUICK if args.quick else FULL
+    if args.pretrain_seconds is not None:
+        recipe = dataclasses.replace(recipe, pretrain_seconds=args.pretrain_seconds)
+    if args.steps is not None:
+        recipe = dataclasses.replace(recipe, finetune_steps=args.steps, eval_every=max(1, args.steps // 4))
+    record = run(recipe)
+    command = common.command_line(__file__, argv)
+    common.write_results(args.out, {"warm_start.json": record, "warm_start.md": report(record, command)})
+    plot(record, args.out / "warm_start.png")
+    if not math.isfinite(record["runs"][-1]["curve"][-1][1]):
+        raise SystemExit("warm_start: a loss is not finite")
+    print(f"wrote {args.out / 'warm_start.md'}")
+
+
+if __name__ == "__main__":
+    main()
