@@ -8,9 +8,14 @@ Encoder layer attending over n vectors, model width d, H heads, d_h = d / H:
   a block is one block of its own length, m' = min(m, n)): QK^T and AV, ``2 * ceil(n/m') * m' * m' * d``
   (= 2·n·m·d when m divides n); full attention (``block_size=None``): ``2 * n * n * d``;
 - efficient attention (Shen et al., 2021: softmax(K)^T V per head, then Q times that d_h x d_h context):
-  ``2 * n * d * d_h`` (Table 1's "n x d x d" with the per-head width), again per padded block;
+  ``2 * n * d * d_h`` (Table 1's "n x d x d" with the per-head width), over the whole (block-padded) sequence;
+- LSH attention (Reformer; h = ``lsh_num_hashes``, chunks of c = ``lsh_bucket_size``, each chunk of queries
+  against itself and the chunk before, m = 2c keys): ``2 * h * ceil(n/c) * c * 2c * d`` (Table 1's
+  "m h x n x d"); the hashing (n x d x h x buckets/2) is not counted, as in Table 1;
+- with ``local_attention_heads`` (efficient / LSH), those heads' share of d counts as blockwise dot attention
+  and the rest as efficient or LSH attention;
 - projections Q, K, V, O: ``4 * n * d^2`` (Q, K and V run on the padded blocks, as the model computes them:
-  ``(3 * ceil(n/m') * m' + n) * d^2``); FFN: ``2 * n * d * ffn``;
+  ``(3 * ceil(n/m') * m' + n) * d^2``; LSH heads have no K projection: shared QK); FFN: ``2 * n * d * ffn``;
 - pooling scorer on the layer's output (pooling layers only): linear ``n * d``, nonlinear (d x d dense, then
   d -> 1) ``n * d^2 + n * d``; the other scorers and the top-k operators only add and compare (not counted).
 A pooling layer outputs ``encoder_lengths[i]`` slots whatever the input length (DESIGN: k slots, some masked),
@@ -237,13 +242,21 @@ def format_count(value: float) -> str:
     return f"{value:.0f}"
 
 
-def _attention_cost(n: int, block: int | None, d: int, heads: int, kind: str) -> tuple[int | None, int, int]:
-    """(effective block, QK^T + AV multiplications, padded length) of self-attention over n vectors."""
+def _attention_cost(config: PyramidionConfig, n: int) -> tuple[int | None, int, int, int]:
+    """(effective block, QK^T + AV multiplications, padded length, K projection width) of self-attention over
+    n vectors: the local (dot) heads in blocks, the efficient or LSH heads over the whole padded sequence."""
+    d, block, kind = config.d_model, config.block_size, config.encoder_attention
+    d_head = d // config.encoder_attention_heads
     m = n if block is None else min(block, n)
     padded = math.ceil(n / m) * m
+    d_local = d if kind == "dot" else config.local_attention_heads * d_head
+    cost = 2 * padded * m * d_local
     if kind == "efficient":
-        return (None if block is None else m), 2 * padded * d * (d // heads), padded
-    return (None if block is None else m), 2 * padded * m * d, padded
+        cost += 2 * padded * (d - d_local) * d_head
+    if kind == "lsh":
+        c = config.lsh_bucket_size
+        cost += 2 * config.lsh_num_hashes * math.ceil(padded / c) * c * 2 * c * (d - d_local)
+    return (None if block is None else m), cost, padded, (d_local if kind == "lsh" else d)
 
 
 def _scorer_cost(scorer: str, n: int, d: int) -> int:
@@ -257,12 +270,12 @@ def _scorer_cost(scorer: str, n: int, d: int) -> int:
 def _encoder_costs(config: PyramidionConfig, input_length: int) -> list[EncoderLayerCost]:
     """Walk the encoder schedule on ``input_length`` tokens: a pooling layer (``config.pooling_layers``)
     outputs its ``encoder_lengths`` entry (k slots, some masked), any other layer the vectors it got."""
-    d, heads, ffn = config.d_model, config.encoder_attention_heads, config.encoder_ffn_dim
+    d, ffn = config.d_model, config.encoder_ffn_dim
     pooling = set(config.pooling_layers)
     encoder = []
     n = input_length
     for i, out in enumerate(config.encoder_lengths):
-        block, attn, padded = _attention_cost(n, config.block_size, d, heads, config.encoder_attention)
+        block, attn, padded, key_width = _attention_cost(config, n)
         out_n = out if i in pooling else n
         encoder.append(
             EncoderLayerCost(
@@ -271,7 +284,7 @@ def _encoder_costs(config: PyramidionConfig, input_length: int) -> list[EncoderL
                 output_length=out_n,
                 block=block,
                 self_attention=attn,
-                projections=(3 * padded + n) * d * d,
+                projections=(2 * padded + n) * d * d + padded * d * key_width,
                 ffn=2 * n * d * ffn,
                 pooling=_scorer_cost(config.scorer, n, d) if i in pooling else 0,
             )

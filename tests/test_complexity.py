@@ -50,6 +50,17 @@ def test_table1_efficient_attention() -> None:
     assert report.encoder_self_attention == 2 * N * D * (D // 4)
 
 
+def test_table1_lsh_attention_with_local_heads() -> None:
+    # Table 1: LSH costs m h x n x d (m = 2c keys per query: its chunk of c and the one before, h hashes)
+    lsh = dict(encoder_lengths=[N], block_size=None, encoder_attention="lsh", lsh_bucket_size=32)
+    report = attention_complexity(_cfg(**lsh), N, T)
+    assert report.encoder_self_attention == 2 * (2 * 32) * 4 * N * D
+    local = attention_complexity(_cfg(**dict(lsh, block_size=M, local_attention_heads=1)), N, T)
+    assert local.encoder_self_attention == 2 * M * N * (D // 4) + 2 * (2 * 32) * 4 * N * (3 * D // 4)
+    assert report.encoder_projections == 3 * N * D * D  # Q, V, O: the LSH heads share Q and K
+    assert local.encoder_projections == 3 * N * D * D + N * D * (D // 4)
+
+
 def test_table1_transpooler_cross_attention_depends_on_k() -> None:
     k = 256
     report = attention_complexity(_cfg(encoder_lengths=[N, k]), N, T)
@@ -207,6 +218,16 @@ def _counted_flops(config: PyramidionConfig, n: int, t: int) -> dict[str, int]:
             dict(encoder_lengths=[1024, 128], block_size=256, funnel_upsample=True, scorer="mean"),
         ),  # Funnel
         (1024, dict(encoder_lengths=[512, 128], block_size=256, scorer="power", topk="hard")),  # PoWER-like
+        (1000, dict(encoder_lengths=[1024, 1024], block_size=256, encoder_attention="efficient")),
+        (
+            1000,
+            dict(
+                encoder_lengths=[1024, 256],
+                block_size=256,
+                encoder_attention="efficient",
+                local_attention_heads=1,
+            ),
+        ),  # Efficient with a local head, as the paper's baseline
         (
             1024,
             dict(
@@ -249,3 +270,35 @@ def test_flop_counter_matches_formulas(n: int, overrides: dict) -> None:
         + report.lm_head
     )
     assert dense == 2 * expected_dense
+
+
+def test_flop_counter_matches_the_lsh_formula_plus_hashing() -> None:
+    # The counter also sees the hashing x @ R (n x d_h x h x buckets/2 per LSH head) that Table 1 leaves out
+    n, t, heads, local, hashes, bucket = 1000, 16, 2, 1, 2, 64
+    config = _cfg(
+        d_model=32,
+        encoder_attention_heads=heads,
+        decoder_attention_heads=2,
+        max_position_embeddings=1024,
+        encoder_lengths=[1024, 1024],
+        block_size=256,
+        encoder_attention="lsh",
+        lsh_num_hashes=hashes,
+        lsh_bucket_size=bucket,
+        local_attention_heads=local,
+        attn_implementation="eager",
+    )
+    report = attention_complexity(config, n, t, causal=False)
+    counts = _counted_flops(config, n, t)
+    attention = counts.pop("bmm", 0) + counts.pop("baddbmm", 0)
+    # two layers, each on the block-padded 1024 vectors, into 2 * 1024 / bucket buckets
+    hashing = 2 * 1024 * (32 // heads) * hashes * (1024 // bucket) * (heads - local)
+    expected = report.encoder_self_attention + report.decoder_self_attention + report.decoder_cross_attention
+    assert attention == 2 * (expected + hashing)
+    assert counts.pop("mm", 0) + counts.pop("addmm", 0) == 2 * (
+        report.encoder_projections
+        + report.encoder_ffn
+        + report.decoder_projections
+        + report.decoder_ffn
+        + report.lm_head
+    )
