@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from .modeling.configuration_pyramidion import PyramidionConfig
 from .modeling.modeling_pyramidion import PyramidionForConditionalGeneration, PyramidionModel
@@ -178,14 +181,34 @@ def _listing(names: list[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + more
 
 
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No progress bar and no load report from transformers: we check what they show and raise ourselves."""
+    verbosity, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
 def _load_weights(folder: Path, remote: bool, dtype: torch.dtype | None) -> PreTrainedModel:
-    """The model with every tensor read from the folder (ValueError for a cut file or missing tensors)."""
+    """The model with every tensor read from the folder (ValueError for a cut file, missing, unexpected or
+    wrongly shaped tensors)."""
     cls = AutoModelForSeq2SeqLM if remote else PyramidionForConditionalGeneration
-    kwargs: dict[str, Any] = {"output_loading_info": True, "trust_remote_code": remote}
+    kwargs: dict[str, Any] = {
+        "output_loading_info": True,
+        "trust_remote_code": remote,
+        "ignore_mismatched_sizes": True,  # reported in the loading info, refused below
+    }
     if dtype is not None:
         kwargs["dtype"] = dtype
     try:
-        model, info = cls.from_pretrained(folder, **kwargs)
+        with _quiet_loading():
+            model, info = cls.from_pretrained(folder, **kwargs)
     except CORRUPT_WEIGHTS as err:
         raise ValueError(
             f"The weights file in {folder} is truncated or corrupt ({type(err).__name__}: {err}): save the "

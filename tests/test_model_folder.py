@@ -71,6 +71,7 @@ BREAKAGES = {
     "missing tensor": (lambda f: _edit_weights(f, lambda w: w.pop(TENSOR)), f"missing keys: {TENSOR}"),
     "nan tensor": (lambda f: _edit_weights(f, _set(TENSOR, NAN)), f"NaN or inf values, first in {TENSOR}"),
     "inf tensor": (lambda f: _edit_weights(f, _set(TENSOR, INF)), f"first in {TENSOR} (3 of"),
+    "wrong shape": (lambda f: _edit_config(f, encoder_ffn_dim=48), "mismatched keys: "),
     "bad json": (lambda f: (f / "config.json").write_text("{not json"), "not valid JSON"),
 }
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
+import os
 import re
 import runpy
+import shutil
+import subprocess
 import sys
 from html.parser import HTMLParser
 from importlib.metadata import entry_points
@@ -12,8 +16,10 @@ from importlib.metadata import entry_points
 import pytest
 import torch
 from conftest import tiny_config
+from safetensors.torch import load_file, save_file
 
-from pyramidion_hf import PyramidionForConditionalGeneration
+from pyramidion_hf import PyramidionForConditionalGeneration, model_folder
+from pyramidion_hf.analysis import cli
 from pyramidion_hf.analysis.cli import main
 from pyramidion_hf.analysis.explain import Explanation, explain
 from pyramidion_hf.analysis.render_terminal import wants_color
@@ -288,7 +294,7 @@ def test_cli_end_to_end(saved, tmp_path, capsys, tok):
     doc = tmp_path / "doc.txt"
     doc.write_text(LONG_TEXT, encoding="utf-8")
     out = tmp_path / "view.html"
-    main([str(saved), str(doc), "--html", str(out), "--no-color"])
+    main([str(saved), str(doc), "--html", str(out), "--no-color", "--dtype", "fp32"])  # as `reference` below
     printed = capsys.readouterr().out
     assert "\x1b" not in printed
     assert "pooling 2 (after encoder layer 3): kept 8 of 32 vectors" in printed
@@ -381,3 +387,83 @@ def test_schedule_shows_the_options_the_operator_takes(tok, topk):
     assert exp.schedule["topk"] == topk and shown == set(TOPK_OPTIONS[topk])
     strided = explain(pooling_model(tok, scorer="mean", topk=topk), tok, "keeps the best")
     assert not any(name.startswith("topk") for name in strided.schedule)  # strided pooling uses no operator
+
+
+def _broken_copy(saved, tmp_path, breakage: str):
+    """A copy of the saved folder with one thing wrong."""
+    folder = tmp_path / breakage
+    shutil.copytree(saved, folder)
+    config = json.loads((folder / "config.json").read_text())
+    if breakage == "bart":
+        config.update(model_type="bart", auto_map=None)
+    elif breakage == "fork":
+        config.update(model_type="pyramidion_fork")
+    elif breakage == "no tokenizer":
+        (folder / "tokenizer.json").unlink()
+        (folder / "tokenizer_config.json").unlink()
+    elif breakage == "truncated":
+        data = (folder / "model.safetensors").read_bytes()
+        (folder / "model.safetensors").write_bytes(data[: len(data) // 3])
+    elif breakage == "nan":
+        weights = load_file(folder / "model.safetensors")
+        weights["model.encoder.layers.1.fc2.weight"][0, 0] = float("nan")
+        save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "breakage,phrase",
+    [
+        ("bart", "pyramidion-convert"),
+        ("fork", "pass --trust-remote-code"),
+        ("no tokenizer", "tokenizer.save_pretrained"),
+        ("truncated", "truncated or corrupt"),
+        ("nan", "first in model.encoder.layers.1.fc2.weight"),
+    ],
+)
+def test_cli_refuses_a_broken_folder_in_one_line(saved, tmp_path, capsys, breakage, phrase):
+    doc = tmp_path / "doc.txt"
+    doc.write_text("some text", encoding="utf-8")
+    with pytest.raises(SystemExit) as err:
+        main([str(_broken_copy(saved, tmp_path, breakage)), str(doc)])
+    assert err.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pyramidion-explain: error: cannot load a model"), lines
+    assert phrase in lines[0] and "sentencepiece" not in lines[0]
+
+
+def test_cli_trust_remote_code_and_dtype(saved, tmp_path, capsys, monkeypatch):
+    doc = tmp_path / "doc.txt"
+    doc.write_text(LONG_TEXT, encoding="utf-8")
+    dtypes = []
+
+    def recording_explain(model, *args, **kwargs):
+        dtypes.append(model.dtype)
+        return explain(model, *args, **kwargs)
+
+    monkeypatch.setattr(cli, "explain", recording_explain)
+    monkeypatch.setattr(model_folder, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.delenv(model_folder.DTYPE_ENV, raising=False)
+    fork = _broken_copy(saved, tmp_path, "fork")
+    main([str(fork), str(doc), "--trust-remote-code", "--no-color"])
+    main([str(saved), str(doc), "--no-color", "--dtype", "fp32"])
+    monkeypatch.setenv(model_folder.DTYPE_ENV, "fp32")
+    main([str(saved), str(doc), "--no-color"])
+    assert dtypes == [torch.bfloat16, torch.float32, torch.float32]
+    assert capsys.readouterr().out.count("kept 8 of 32 vectors") == 3
+
+
+def test_cli_failure_has_no_traceback_unless_debug(saved, tmp_path):
+    """The installed entry point as a user runs it: one line and status 2; --debug shows the traceback."""
+    doc = tmp_path / "doc.txt"
+    doc.write_text("some text", encoding="utf-8")
+    folder = _broken_copy(saved, tmp_path, "nan")
+    command = [sys.executable, "-m", "pyramidion_hf.analysis", str(folder), str(doc)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    plain = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert [line for line in plain.stderr.splitlines() if "error" in line] == plain.stderr.splitlines()[-1:]
+    assert "NaN or inf" in plain.stderr
+    debug = subprocess.run([*command, "--debug"], capture_output=True, text=True, env=env, timeout=120)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "ValueError" in debug.stderr
