@@ -1,4 +1,4 @@
-"""Attention kernels of the encoder and decoder: pure functions of q/k/v (B, H, L, D), no parameters.
+"""Attention: the kernels (pure functions of q/k/v (B, H, L, D)) and the encoder's and decoder's modules.
 
 `eager_attention_forward` has transformers' attention-interface signature (sdpa / flash / flex are looked up
 in `ALL_ATTENTION_FUNCTIONS` by the modules); `efficient_attention` is the linear-time one of Shen et al.;
@@ -6,11 +6,16 @@ in `ALL_ATTENTION_FUNCTIONS` by the modules); `efficient_attention` is the linea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from transformers.cache_utils import EncoderDecoderCache
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+from .configuration_pyramidion import PyramidionConfig
 
 
 def additive_mask(keep: Tensor, dtype: torch.dtype) -> Tensor:
@@ -122,3 +127,176 @@ def lsh_attention(
     lse = lse.flatten(3, 4)[:, :, :, :length, 0].gather(3, undo)
     out = (out * lse.softmax(dim=2)[..., None]).sum(dim=2)  # (B, H, n, D)
     return out.transpose(1, 2).contiguous()
+
+
+class PyramidionAttention(nn.Module):
+    """The q/k/v/out projections (BART's names) shared by the encoder's and the decoder's attention."""
+
+    def __init__(self, config: PyramidionConfig, layer_idx: int, num_heads: int, is_causal: bool = False):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.is_causal = is_causal
+        self.embed_dim = config.d_model
+        self.num_heads = num_heads
+        self.head_dim = self.embed_dim // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.dropout = config.attention_dropout
+        self.k_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.v_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.q_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.out_proj = nn.Linear(self.embed_dim, self.embed_dim)
+
+    def _heads(self, projection: nn.Linear, states: Tensor) -> Tensor:
+        """(B, L, d) -> projected (B, H, L, D)."""
+        return projection(states).view(*states.shape[:2], self.num_heads, self.head_dim).transpose(1, 2)
+
+    def _interface(self, need_weights: bool) -> Callable:
+        """transformers' attention function for `config._attn_implementation`; eager when the probabilities
+        themselves are needed."""
+        if need_weights:
+            return eager_attention_forward
+        implementation = self.config._attn_implementation
+        return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+
+
+class PyramidionEncoderAttention(PyramidionAttention):
+    """Encoder self-attention. "dot": every head on non-overlapping blocks of `config.block_size` vectors
+    (full when None). "efficient" / "lsh": the first `local_attention_heads` heads do that (local heads), the
+    others attend over the whole sequence (block_size ignored) with efficient or LSH attention.
+
+    LSH heads share one projection for queries and keys (q_proj, as in Reformer); k_proj then projects only
+    the local heads' keys, and does not exist without local heads. LSH rotations (2 * ceil(n / bucket size)
+    buckets for the layer's full-length input n) are drawn afresh from the global RNG in each training
+    forward, and in eval mode from a generator seeded with the layer index: eval forwards, and so generation,
+    are reproducible."""
+
+    def __init__(self, config: PyramidionConfig, layer_idx: int):
+        super().__init__(config, layer_idx, config.encoder_attention_heads)
+        self.block_size = config.block_size
+        self.kind = config.encoder_attention
+        self.local_heads = self.num_heads if self.kind == "dot" else config.local_attention_heads
+        if self.kind == "lsh":
+            self.num_hashes, self.bucket_size = config.lsh_num_hashes, config.lsh_bucket_size
+            self.half_buckets = -(-config.encoder_input_lengths[layer_idx] // self.bucket_size)
+            if self.local_heads:
+                self.k_proj = nn.Linear(self.embed_dim, self.local_heads * self.head_dim)
+            else:
+                del self.k_proj
+
+    def _heads(self, projection: nn.Linear, states: Tensor) -> Tensor:
+        """(B, L, d) -> projected (B, heads of that projection, L, D)."""
+        return projection(states).unflatten(-1, (-1, self.head_dim)).transpose(1, 2)
+
+    def forward(
+        self,
+        hidden_states: Tensor,
+        mask: Tensor,
+        output_attentions: bool = False,
+        return_received: bool = False,
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """hidden (B, n, d), mask (B, n) bool -> out (B, n, d); attention probs ((B, H, n, n) for full
+        attention, (B, n_blocks, H, block, block) for blockwise) if `output_attentions`; attention received
+        (B, n) (summed over heads and real queries of the key's block) if `return_received`. Both need every
+        head to be a dot-attention head."""
+        if self.local_heads < self.num_heads and (output_attentions or return_received):
+            raise ValueError(
+                f"encoder_attention={self.kind!r} forms no attention matrix: use output_attentions=False."
+            )
+        batch, length, _ = hidden_states.shape
+        block = length if self.block_size is None else min(self.block_size, length)
+        n_blocks = -(-length // block)
+        pad = n_blocks * block - length
+        if pad:  # the last block is padded and masked
+            hidden_states, mask = F.pad(hidden_states, (0, 0, 0, pad)), F.pad(mask, (0, pad), value=False)
+        blocks = hidden_states.reshape(batch * n_blocks, block, self.embed_dim)
+        block_mask = mask.reshape(batch * n_blocks, block)
+        query, value = self._heads(self.q_proj, blocks), self._heads(self.v_proj, blocks)
+        key = self._heads(self.k_proj, blocks) if hasattr(self, "k_proj") else None
+        dropout = self.dropout if self.training else 0.0
+
+        outs, weights = [], None
+        if self.local_heads:
+            q, k, v = (tensor[:, : self.local_heads] for tensor in (query, key, value))
+            attention = self._interface(output_attentions or return_received)
+            mask_4d = additive_mask(block_mask[:, None, None, :], query.dtype)
+            out, weights = attention(self, q, k, v, mask_4d, dropout=dropout, scaling=self.scaling)
+            outs.append(out.reshape(batch, n_blocks * block, self.local_heads, self.head_dim))
+        if self.local_heads < self.num_heads:
+            outs.append(self._sequence_heads(query, key, value, mask, batch, dropout))
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
+        out = self.out_proj(out.reshape(batch, n_blocks * block, self.embed_dim)[:, :length])
+        received = None
+        if return_received:
+            received = (weights * block_mask[:, None, :, None]).sum(dim=(1, 2)).view(batch, -1)[:, :length]
+        if output_attentions:
+            weights = weights.view(batch, n_blocks, self.num_heads, block, block)
+            weights = weights[:, 0] if self.block_size is None else weights
+        return out, (weights if output_attentions else None), received
+
+    def _sequence_heads(
+        self, query: Tensor, key: Tensor | None, value: Tensor, mask: Tensor, batch: int, dropout: float
+    ) -> Tensor:
+        """The efficient or LSH heads over the whole sequence: q/k/v in blocks (B * n_blocks, H, block, D),
+        mask (B, n) -> (B, n, heads, D)."""
+
+        def whole(tensor: Tensor) -> Tensor:  # this module's heads, (B, heads, n, D)
+            return tensor[:, self.local_heads :].unflatten(0, (batch, -1)).transpose(1, 2).flatten(2, 3)
+
+        if self.kind == "efficient":
+            return efficient_attention(whole(query), whole(key), whole(value), mask, dropout, self.training)
+        query = whole(query)
+        rotations = self._rotations(query.size(1), query.device)
+        return lsh_attention(query, whole(value), mask, rotations, self.bucket_size, dropout, self.training)
+
+    def _rotations(self, heads: int, device: torch.device) -> Tensor:
+        """Random rotations (heads, D, R, K) of the LSH heads: global RNG in training, seeded by the layer
+        index in eval (see the class docstring)."""
+        generator = None if self.training else torch.Generator(device).manual_seed(self.layer_idx)
+        shape = (heads, self.head_dim, self.num_hashes, self.half_buckets)
+        return torch.randn(shape, generator=generator, device=device)
+
+
+class PyramidionDecoderAttention(PyramidionAttention):
+    """Decoder multi-head attention (causal self-attention or cross-attention) with key/value caching."""
+
+    def __init__(self, config: PyramidionConfig, layer_idx: int, is_causal: bool):
+        super().__init__(config, layer_idx, config.decoder_attention_heads, is_causal)
+
+    def forward(
+        self,
+        hidden_states: Tensor,
+        attention_mask: Tensor,
+        key_value_states: Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """hidden (B, t, d), additive mask (B, 1, t, kv); cross-attention when `key_value_states` (B, k, d) is
+        given: its keys/values are computed once per generation and then read from the cache."""
+        batch, length, _ = hidden_states.shape
+        query = self._heads(self.q_proj, hidden_states)
+        is_cross = key_value_states is not None
+        layer_cache = None
+        if cache is not None:
+            layer_cache = cache.cross_attention_cache if is_cross else cache.self_attention_cache
+        if is_cross and cache is not None and cache.is_updated.get(self.layer_idx):
+            key, value = layer_cache.layers[self.layer_idx].keys, layer_cache.layers[self.layer_idx].values
+        else:
+            source = key_value_states if is_cross else hidden_states
+            key, value = self._heads(self.k_proj, source), self._heads(self.v_proj, source)
+            if cache is not None:
+                key, value = layer_cache.update(key, value, self.layer_idx)
+                if is_cross:
+                    cache.is_updated[self.layer_idx] = True
+
+        out, weights = self._interface(output_attentions)(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.dropout if self.training else 0.0,
+            scaling=self.scaling,
+        )
+        out = self.out_proj(out.reshape(batch, length, self.embed_dim))
+        return out, weights if output_attentions else None

@@ -1,9 +1,10 @@
 """Pyramidion: an encoder-decoder Transformer whose encoder pools its representations with a trainable top-k.
 
-Read top to bottom: embeddings -> attention (blockwise dot, efficient, decoder with caches) -> layers ->
-encoder (with pooling after the layers whose `encoder_lengths` entry shrinks) -> decoder -> PreTrainedModel
-classes. Conventions follow BART (parameter names, post-norm by default, shared embeddings,
-`shift_tokens_right`). Travels as Hub remote code: imports only torch, transformers and sibling files."""
+Read top to bottom: outputs -> embeddings -> layers (attention modules in attention.py) -> encoder (with
+pooling after the layers whose `encoder_lengths` entry shrinks; input checks and masks in inputs.py) ->
+decoder -> PreTrainedModel classes. Conventions follow BART (parameter names, post-norm by default, shared
+embeddings, `shift_tokens_right`). Travels as Hub remote code: imports only torch, transformers and sibling
+files."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.activations import ACT2FN
-from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
+from transformers.cache_utils import EncoderDecoderCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutput,
@@ -25,12 +26,22 @@ from transformers.modeling_outputs import (
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
 )
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import can_return_tuple
 from transformers.utils.deprecation import deprecate_kwarg
 
-from .attention import additive_mask, eager_attention_forward, efficient_attention, lsh_attention
+from .attention import PyramidionDecoderAttention, PyramidionEncoderAttention
 from .configuration_pyramidion import PyramidionConfig
+from .inputs import (
+    check_content,
+    check_encoder_inputs,
+    check_token_ids,
+    config_flag,
+    cross_attention_mask,
+    decoder_cache,
+    drop_padding_columns,
+    pad_columns,
+    self_attention_mask,
+)
 from .pooling import RepresentationPooling
 
 # ------------------------------------------------------------------------------------------------------------
@@ -128,184 +139,6 @@ class PyramidionScaledWordEmbedding(nn.Embedding):
 
     def forward(self, input_ids: Tensor) -> Tensor:
         return super().forward(input_ids) * self.embed_scale
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Attention
-# ------------------------------------------------------------------------------------------------------------
-
-
-class PyramidionAttention(nn.Module):
-    """The q/k/v/out projections (BART's names) shared by the encoder's and the decoder's attention."""
-
-    def __init__(self, config: PyramidionConfig, layer_idx: int, num_heads: int, is_causal: bool = False):
-        super().__init__()
-        self.config = config
-        self.layer_idx = layer_idx
-        self.is_causal = is_causal
-        self.embed_dim = config.d_model
-        self.num_heads = num_heads
-        self.head_dim = self.embed_dim // num_heads
-        self.scaling = self.head_dim**-0.5
-        self.dropout = config.attention_dropout
-        self.k_proj = nn.Linear(self.embed_dim, self.embed_dim)
-        self.v_proj = nn.Linear(self.embed_dim, self.embed_dim)
-        self.q_proj = nn.Linear(self.embed_dim, self.embed_dim)
-        self.out_proj = nn.Linear(self.embed_dim, self.embed_dim)
-
-    def _heads(self, projection: nn.Linear, states: Tensor) -> Tensor:
-        """(B, L, d) -> projected (B, H, L, D)."""
-        return projection(states).view(*states.shape[:2], self.num_heads, self.head_dim).transpose(1, 2)
-
-    def _interface(self, need_weights: bool) -> Callable:
-        """transformers' attention function for `config._attn_implementation`; eager when the probabilities
-        themselves are needed."""
-        if need_weights:
-            return eager_attention_forward
-        implementation = self.config._attn_implementation
-        return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
-
-
-class PyramidionEncoderAttention(PyramidionAttention):
-    """Encoder self-attention. "dot": every head on non-overlapping blocks of `config.block_size` vectors
-    (full when None). "efficient" / "lsh": the first `local_attention_heads` heads do that (local heads), the
-    others attend over the whole sequence (block_size ignored) with efficient or LSH attention.
-
-    LSH heads share one projection for queries and keys (q_proj, as in Reformer); k_proj then projects only
-    the local heads' keys, and does not exist without local heads. LSH rotations (2 * ceil(n / bucket size)
-    buckets for the layer's full-length input n) are drawn afresh from the global RNG in each training
-    forward, and in eval mode from a generator seeded with the layer index: eval forwards, and so generation,
-    are reproducible."""
-
-    def __init__(self, config: PyramidionConfig, layer_idx: int):
-        super().__init__(config, layer_idx, config.encoder_attention_heads)
-        self.block_size = config.block_size
-        self.kind = config.encoder_attention
-        self.local_heads = self.num_heads if self.kind == "dot" else config.local_attention_heads
-        if self.kind == "lsh":
-            self.num_hashes, self.bucket_size = config.lsh_num_hashes, config.lsh_bucket_size
-            self.half_buckets = -(-config.encoder_input_lengths[layer_idx] // self.bucket_size)
-            if self.local_heads:
-                self.k_proj = nn.Linear(self.embed_dim, self.local_heads * self.head_dim)
-            else:
-                del self.k_proj
-
-    def _heads(self, projection: nn.Linear, states: Tensor) -> Tensor:
-        """(B, L, d) -> projected (B, heads of that projection, L, D)."""
-        return projection(states).unflatten(-1, (-1, self.head_dim)).transpose(1, 2)
-
-    def forward(
-        self,
-        hidden_states: Tensor,
-        mask: Tensor,
-        output_attentions: bool = False,
-        return_received: bool = False,
-    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """hidden (B, n, d), mask (B, n) bool -> out (B, n, d); attention probs ((B, H, n, n) for full
-        attention, (B, n_blocks, H, block, block) for blockwise) if `output_attentions`; attention received
-        (B, n) (summed over heads and real queries of the key's block) if `return_received`. Both need every
-        head to be a dot-attention head."""
-        if self.local_heads < self.num_heads and (output_attentions or return_received):
-            raise ValueError(
-                f"encoder_attention={self.kind!r} forms no attention matrix: use output_attentions=False."
-            )
-        batch, length, _ = hidden_states.shape
-        block = length if self.block_size is None else min(self.block_size, length)
-        n_blocks = -(-length // block)
-        pad = n_blocks * block - length
-        if pad:  # the last block is padded and masked
-            hidden_states, mask = F.pad(hidden_states, (0, 0, 0, pad)), F.pad(mask, (0, pad), value=False)
-        blocks = hidden_states.reshape(batch * n_blocks, block, self.embed_dim)
-        block_mask = mask.reshape(batch * n_blocks, block)
-        query, value = self._heads(self.q_proj, blocks), self._heads(self.v_proj, blocks)
-        key = self._heads(self.k_proj, blocks) if hasattr(self, "k_proj") else None
-        dropout = self.dropout if self.training else 0.0
-
-        outs, weights = [], None
-        if self.local_heads:
-            q, k, v = (tensor[:, : self.local_heads] for tensor in (query, key, value))
-            attention = self._interface(output_attentions or return_received)
-            mask_4d = additive_mask(block_mask[:, None, None, :], query.dtype)
-            out, weights = attention(self, q, k, v, mask_4d, dropout=dropout, scaling=self.scaling)
-            outs.append(out.reshape(batch, n_blocks * block, self.local_heads, self.head_dim))
-        if self.local_heads < self.num_heads:
-            outs.append(self._sequence_heads(query, key, value, mask, batch, dropout))
-        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
-        out = self.out_proj(out.reshape(batch, n_blocks * block, self.embed_dim)[:, :length])
-        received = None
-        if return_received:
-            received = (weights * block_mask[:, None, :, None]).sum(dim=(1, 2)).view(batch, -1)[:, :length]
-        if output_attentions:
-            weights = weights.view(batch, n_blocks, self.num_heads, block, block)
-            weights = weights[:, 0] if self.block_size is None else weights
-        return out, (weights if output_attentions else None), received
-
-    def _sequence_heads(
-        self, query: Tensor, key: Tensor | None, value: Tensor, mask: Tensor, batch: int, dropout: float
-    ) -> Tensor:
-        """The efficient or LSH heads over the whole sequence: q/k/v in blocks (B * n_blocks, H, block, D),
-        mask (B, n) -> (B, n, heads, D)."""
-
-        def whole(tensor: Tensor) -> Tensor:  # this module's heads, (B, heads, n, D)
-            return tensor[:, self.local_heads :].unflatten(0, (batch, -1)).transpose(1, 2).flatten(2, 3)
-
-        if self.kind == "efficient":
-            return efficient_attention(whole(query), whole(key), whole(value), mask, dropout, self.training)
-        query = whole(query)
-        rotations = self._rotations(query.size(1), query.device)
-        return lsh_attention(query, whole(value), mask, rotations, self.bucket_size, dropout, self.training)
-
-    def _rotations(self, heads: int, device: torch.device) -> Tensor:
-        """Random rotations (heads, D, R, K) of the LSH heads: global RNG in training, seeded by the layer
-        index in eval (see the class docstring)."""
-        generator = None if self.training else torch.Generator(device).manual_seed(self.layer_idx)
-        shape = (heads, self.head_dim, self.num_hashes, self.half_buckets)
-        return torch.randn(shape, generator=generator, device=device)
-
-
-class PyramidionDecoderAttention(PyramidionAttention):
-    """Decoder multi-head attention (causal self-attention or cross-attention) with key/value caching."""
-
-    def __init__(self, config: PyramidionConfig, layer_idx: int, is_causal: bool):
-        super().__init__(config, layer_idx, config.decoder_attention_heads, is_causal)
-
-    def forward(
-        self,
-        hidden_states: Tensor,
-        attention_mask: Tensor,
-        key_value_states: Tensor | None = None,
-        cache: EncoderDecoderCache | None = None,
-        output_attentions: bool = False,
-    ) -> tuple[Tensor, Tensor | None]:
-        """hidden (B, t, d), additive mask (B, 1, t, kv); cross-attention when `key_value_states` (B, k, d) is
-        given: its keys/values are computed once per generation and then read from the cache."""
-        batch, length, _ = hidden_states.shape
-        query = self._heads(self.q_proj, hidden_states)
-        is_cross = key_value_states is not None
-        layer_cache = None
-        if cache is not None:
-            layer_cache = cache.cross_attention_cache if is_cross else cache.self_attention_cache
-        if is_cross and cache is not None and cache.is_updated.get(self.layer_idx):
-            key, value = layer_cache.layers[self.layer_idx].keys, layer_cache.layers[self.layer_idx].values
-        else:
-            source = key_value_states if is_cross else hidden_states
-            key, value = self._heads(self.k_proj, source), self._heads(self.v_proj, source)
-            if cache is not None:
-                key, value = layer_cache.update(key, value, self.layer_idx)
-                if is_cross:
-                    cache.is_updated[self.layer_idx] = True
-
-        out, weights = self._interface(output_attentions)(
-            self,
-            query,
-            key,
-            value,
-            attention_mask,
-            dropout=self.dropout if self.training else 0.0,
-            scaling=self.scaling,
-        )
-        out = self.out_proj(out.reshape(batch, length, self.embed_dim))
-        return out, weights if output_attentions else None
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -449,97 +282,6 @@ def _upsample(pooled: Tensor, pooled_positions: Tensor, length: int) -> Tensor:
     return pooled.gather(1, slot[..., None].expand(-1, -1, pooled.shape[-1]))
 
 
-def _drop_padding_columns(hidden: Tensor, mask: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Cut the trailing columns that are padding in every row of the batch: (B, n, ...) -> (B, n', ...).
-
-    No real vector's output depends on them (blocks start at 0, attention and pooling mask them), so a batch
-    padded to a fixed length, or of documents shorter than a layer's k, costs what its longest document costs.
-    One host sync (the width)."""
-    width = int(mask.any(dim=0).nonzero().max()) + 1
-    if width == mask.shape[1]:
-        return hidden, mask, positions
-    return hidden[:, :width], mask[:, :width], positions[:, :width]
-
-
-def _pad_columns(tensor: Tensor, length: int, value: float | bool = 0) -> Tensor:
-    """Pad (B, n[, d]) with `value` along dim 1 to (B, length[, d])."""
-    missing = length - tensor.shape[1]
-    if missing == 0:
-        return tensor
-    return F.pad(tensor, (0, 0, 0, missing) if tensor.dim() == 3 else (0, missing), value=value)
-
-
-def _flag(value: bool | None, config: PyramidionConfig, name: str) -> bool:
-    """An output flag (output_attentions, output_hidden_states, use_cache): the argument, else config's."""
-    return getattr(config, name) if value is None else value
-
-
-def _check_encoder_inputs(
-    config: PyramidionConfig, embeds: Tensor, attention_mask: Tensor | None, output_attentions: bool
-) -> Tensor:
-    """Validate the encoder input (B, n, d) and its attention_mask (B, n); return the bool mask (B, n)."""
-    batch, length = embeds.shape[:2]
-    if length > config.max_position_embeddings:
-        limit = config.max_position_embeddings
-        raise ValueError(
-            f"The input has {length} tokens but this model reads at most "
-            f"max_position_embeddings={limit}: truncate it to {limit} tokens (tokenizer(..., "
-            f"truncation=True, max_length={limit})) or use a config with a larger "
-            "max_position_embeddings and encoder_lengths[0]."
-        )
-    if attention_mask is None:
-        return torch.ones(batch, length, dtype=torch.bool, device=embeds.device)
-    if tuple(attention_mask.shape) != (batch, length):
-        raise ValueError(
-            f"attention_mask has shape {tuple(attention_mask.shape)} but the input is {(batch, length)}."
-        )
-    mask = attention_mask.bool()
-    if not bool(mask.any(dim=1).all()):
-        empty = (~mask.any(dim=1)).nonzero().flatten().tolist()
-        raise ValueError(f"Rows {empty} of the batch are empty documents (no real token): drop them.")
-    if not bool(mask[:, 0].all()):
-        rows = (~mask[:, 0]).nonzero().flatten().tolist()
-        raise ValueError(
-            f"Rows {rows} of the batch are left-padded (their first position is padding), but the encoder "
-            "counts positions and blocks from the first column: pad on the right (tokenizer.padding_side = "
-            "'right')."
-        )
-    if output_attentions and config.encoder_attention == "efficient":
-        raise ValueError(
-            "encoder_attention='efficient' forms no attention matrix: use output_attentions=False."
-        )
-    return mask
-
-
-def _check_token_ids(config: PyramidionConfig, token_ids: Tensor, what: str) -> None:
-    """Token ids (B, n) must index the vocabulary (torch would fail with "index out of range in self")."""
-    low, high = int(token_ids.min()), int(token_ids.max())
-    if low < 0 or high >= config.vocab_size:
-        raise ValueError(
-            f"{what} holds token id {low if low < 0 else high}, outside the model's vocabulary [0, "
-            f"vocab_size={config.vocab_size}): the tokenizer does not match the model (use the model's own "
-            "tokenizer, or resize the embeddings with model.resize_token_embeddings(len(tokenizer)))."
-        )
-
-
-def _check_content(config: PyramidionConfig, input_ids: Tensor, mask: Tensor) -> None:
-    """Every row of the encoder input (B, n) with mask (B, n) must hold a real token that is not special
-    (bos / eos / pad): a document of special tokens only is an empty document."""
-    special = [config.bos_token_id, config.pad_token_id, *_as_list(config.eos_token_id)]
-    special = torch.tensor([i for i in special if i is not None], device=input_ids.device)
-    content = ~torch.isin(input_ids, special) & mask
-    if not bool(content.any(dim=1).all()):
-        empty = (~content.any(dim=1)).nonzero().flatten().tolist()
-        raise ValueError(
-            f"Rows {empty} of input_ids hold special tokens only (bos/eos/pad): they are empty documents; "
-            "drop them or pass text."
-        )
-
-
-def _as_list(value: int | list[int] | None) -> list[int | None]:
-    return value if isinstance(value, list) else [value]
-
-
 class PyramidionEncoder(PyramidionPreTrainedModel):
     """Embeddings, `len(encoder_lengths)` blockwise layers, pooling after each layer whose length shrinks."""
 
@@ -602,16 +344,16 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
     ) -> PyramidionEncoderOutput:
         """input_ids (B, n) or inputs_embeds (B, n, d), attention_mask (B, n) (1 = real token) ->
         PyramidionEncoderOutput with last_hidden_state (B, k, d) and pooled_mask (B, k)."""
-        output_attentions = _flag(output_attentions, self.config, "output_attentions")
-        output_hidden_states = _flag(output_hidden_states, self.config, "output_hidden_states")
+        output_attentions = config_flag(output_attentions, self.config, "output_attentions")
+        output_hidden_states = config_flag(output_hidden_states, self.config, "output_hidden_states")
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds to the encoder.")
         if inputs_embeds is None:
-            _check_token_ids(self.config, input_ids, "input_ids")
+            check_token_ids(self.config, input_ids, "input_ids")
             inputs_embeds = self.embed_tokens(input_ids)
-        input_mask = _check_encoder_inputs(self.config, inputs_embeds, attention_mask, output_attentions)
+        input_mask = check_encoder_inputs(self.config, inputs_embeds, attention_mask, output_attentions)
         if input_ids is not None:
-            _check_content(self.config, input_ids, input_mask)
+            check_content(self.config, input_ids, input_mask)
         mask = input_mask
         batch, length = mask.shape
         hidden = self._embed(inputs_embeds)
@@ -623,7 +365,7 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
         # back at the end, unless the caller asked for per-layer outputs, which keep their full shapes
         drop_padding = not (output_hidden_states or output_attentions)
         if drop_padding:
-            hidden, mask, positions = _drop_padding_columns(hidden, mask, positions)
+            hidden, mask, positions = drop_padding_columns(hidden, mask, positions)
         out_length = length
         for i, layer in enumerate(self.layers):
             if output_hidden_states:
@@ -636,16 +378,16 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
             if pooler is None:
                 continue
             if self.config.funnel_upsample and funnel_residual is None:
-                funnel_residual = _pad_columns(hidden, length)
+                funnel_residual = pad_columns(hidden, length)
             pooled = pooler(hidden, mask, positions, received)
             hidden, mask, positions, out_length = pooled.hidden, pooled.mask, pooled.positions, pooler.k
             if drop_padding:
-                hidden, mask, positions = _drop_padding_columns(hidden, mask, positions)
+                hidden, mask, positions = drop_padding_columns(hidden, mask, positions)
             indices += (pooled.positions,)
             weights += (pooled.weights,)
         if self.layer_norm is not None:
             hidden = self.layer_norm(hidden)
-        hidden, mask = _pad_columns(hidden, out_length), _pad_columns(mask, out_length, False)
+        hidden, mask = pad_columns(hidden, out_length), pad_columns(mask, out_length, False)
         if funnel_residual is not None:
             hidden = _upsample(hidden, positions, length) + funnel_residual
             mask = input_mask
@@ -659,59 +401,6 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
             pooling_indices=indices,
             pooling_weights=weights,
         )
-
-
-def _decoder_cache(
-    config: PyramidionConfig, cache: Cache | None, use_cache: bool
-) -> EncoderDecoderCache | None:
-    """The cache this decoder call reads and extends: the given one, a new dynamic one, or None."""
-    if not use_cache:
-        return None
-    if cache is None:
-        return EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
-    if not isinstance(cache, EncoderDecoderCache):
-        raise ValueError(
-            "Pyramidion caches are EncoderDecoderCache(self-attention cache, cross-attention cache)."
-        )
-    return cache
-
-
-def _self_attention_mask(
-    attention_mask: Tensor | None, embeds: Tensor, cache: EncoderDecoderCache | None
-) -> Tensor:
-    """Additive causal mask (B|1, 1, t, kv) for this step's t tokens over the cached + new keys, combined
-    with the decoder attention_mask (B, past + t); a 4-d mask prepared by generate() is used as it is."""
-    if attention_mask is not None and attention_mask.dim() == 4:  # prepared by generate() (static caches)
-        if attention_mask.is_floating_point():
-            return attention_mask
-        return additive_mask(attention_mask.bool(), embeds.dtype)
-    batch, length = embeds.shape[:2]
-    past = cache.get_seq_length() if cache is not None else 0
-    # keys of this step: past + t for dynamic caches, the whole preallocated length for static ones
-    kv_length = cache.self_attention_cache.get_mask_sizes(length, 0)[0] if cache is not None else length
-    queries = torch.arange(length, device=embeds.device)[:, None] + past  # positions of this step's tokens
-    keep = (torch.arange(kv_length, device=embeds.device)[None, :] <= queries)[None, None]  # (1, 1, t, kv)
-    if attention_mask is not None:
-        if tuple(attention_mask.shape) != (batch, past + length):
-            raise ValueError(
-                f"decoder_attention_mask has shape {tuple(attention_mask.shape)}; expected "
-                f"(batch, cached + new tokens) = {(batch, past + length)}."
-            )
-        padding = kv_length - attention_mask.shape[1]
-        keep = keep & F.pad(attention_mask.bool(), (0, padding), value=False)[:, None, None, :]
-    return additive_mask(keep, embeds.dtype)
-
-
-def _cross_attention_mask(encoder_mask: Tensor | None, encoder_states: Tensor, dtype: torch.dtype) -> Tensor:
-    """Additive mask (B, 1, 1, k) over the pooled encoder vectors from their pooled mask (B, k)."""
-    if encoder_mask is None:
-        encoder_mask = torch.ones(encoder_states.shape[:2], dtype=torch.bool, device=encoder_states.device)
-    if tuple(encoder_mask.shape) != tuple(encoder_states.shape[:2]):
-        raise ValueError(
-            f"encoder_attention_mask has shape {tuple(encoder_mask.shape)} but the encoder "
-            f"output is {tuple(encoder_states.shape[:2])}: pass the encoder's pooled_mask."
-        )
-    return additive_mask(encoder_mask.bool()[:, None, None, :], dtype)
 
 
 class PyramidionDecoder(PyramidionPreTrainedModel):
@@ -777,18 +466,18 @@ class PyramidionDecoder(PyramidionPreTrainedModel):
     ) -> BaseModelOutputWithPastAndCrossAttentions:
         """input_ids (B, t) (or inputs_embeds), attention_mask (B, past + t), encoder_hidden_states (B, k, d)
         with encoder_attention_mask (B, k) (the encoder's `pooled_mask`) -> hidden states (B, t, d), cache."""
-        output_attentions = _flag(output_attentions, self.config, "output_attentions")
-        output_hidden_states = _flag(output_hidden_states, self.config, "output_hidden_states")
+        output_attentions = config_flag(output_attentions, self.config, "output_attentions")
+        output_hidden_states = config_flag(output_hidden_states, self.config, "output_hidden_states")
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of decoder_input_ids or decoder_inputs_embeds.")
         if encoder_hidden_states is None:
             raise ValueError("The decoder needs encoder_hidden_states (the encoder's last_hidden_state).")
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
-        cache = _decoder_cache(self.config, cache, _flag(use_cache, self.config, "use_cache"))
-        self_attn_mask = _self_attention_mask(attention_mask, inputs_embeds, cache)
+        cache = decoder_cache(self.config, cache, config_flag(use_cache, self.config, "use_cache"))
+        self_attn_mask = self_attention_mask(attention_mask, inputs_embeds, cache)
         dtype = inputs_embeds.dtype
-        cross_attn_mask = _cross_attention_mask(encoder_attention_mask, encoder_hidden_states, dtype)
+        cross_attn_mask = cross_attention_mask(encoder_attention_mask, encoder_hidden_states, dtype)
         hidden = self._embed(inputs_embeds, cache.get_seq_length() if cache is not None else 0)
 
         all_hidden, self_attentions, cross_attentions = (), (), ()
@@ -977,7 +666,7 @@ class PyramidionForConditionalGeneration(PyramidionPreTrainedModel, GenerationMi
         """As `PyramidionModel.forward`, plus logits (B, t, vocab) and, given labels (B, t) (-100 = ignored),
         the mean token cross-entropy (sum / `num_items_in_batch` when the Trainer passes it)."""
         if labels is not None:
-            _check_token_ids(self.config, labels.masked_fill(labels == -100, 0), "labels")
+            check_token_ids(self.config, labels.masked_fill(labels == -100, 0), "labels")
             use_cache = False
             if decoder_input_ids is None and decoder_inputs_embeds is None:
                 decoder_input_ids = shift_tokens_right(

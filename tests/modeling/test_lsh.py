@@ -9,12 +9,12 @@ from conftest import random_batch, tiny_config, tiny_model
 
 from pyramidion_hf import PyramidionForConditionalGeneration
 from pyramidion_hf.modeling.attention import (
+    PyramidionEncoderAttention,
     additive_mask,
     eager_attention_forward,
     efficient_attention,
     lsh_attention,
 )
-from pyramidion_hf.modeling.modeling_pyramidion import PyramidionEncoderAttention
 from pyramidion_hf.presets import get_preset
 
 VOCAB = 64

@@ -14,6 +14,7 @@ from conftest import random_batch, tiny_model
 from pyramidion_hf import SummarizationPipeline
 
 REMOTE_FILES = {
+    "inputs.py",
     "attention.py",
     "configuration_pyramidion.py",
     "modeling_pyramidion.py",
