@@ -10,9 +10,17 @@ from pathlib import Path
 
 import pytest
 from accelerate.commands.config.config_args import load_config_from_file
-from test_training import EXAMPLES, REPO, build_tokenizer, logged_losses, run_argv, write_corpus
+from run_helpers import (
+    EXAMPLES,
+    build_tokenizer,
+    logged_losses,
+    run_argv,
+    run_command_line,
+    write_corpus,
+)
 
 import pyramidion_hf.modeling.modeling_pyramidion as modeling
+from pyramidion_hf.training.metrics import ROUGE_KEYS
 
 SCRIPT = str(EXAMPLES / "run_summarization.py")
 BIN = Path(sys.executable).parent
@@ -38,16 +46,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], Pa
 @pytest.fixture(scope="module")
 def single(setup) -> Path:
     """The single-process reference: one process, global batch 4."""
-    import run_summarization as rs
-
     files, tokenizer, root = setup
-    rs.main([*two_process_argv(files, tokenizer, root / "single", batch=4), "--use_cpu"])
+    run_command_line([*two_process_argv(files, tokenizer, root / "single", batch=4), "--use_cpu"])
     return root / "single"
 
 
 def launch(launcher: list[str], output_dir: Path, files: dict[str, Path], tokenizer: Path) -> str:
     """Run the script under a 2-process launcher (2 examples per process); returns its combined output."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the installed package: no PYTHONPATH
     env.pop("ACCELERATE_USE_CPU", None)
     done = subprocess.run(
         [*launcher, SCRIPT, *two_process_argv(files, tokenizer, output_dir, batch=2)],
@@ -73,7 +79,7 @@ def check_two_process_run(output: str, output_dir: Path, single: Path) -> None:
     assert results["eval_samples"] == results["predict_samples"] == 5
     records = [json.loads(line) for line in (output_dir / "generated_predictions.jsonl").open()]
     assert [r["id"] for r in records] == [f"test-{i}" for i in range(5)]
-    for key in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
+    for key in ROUGE_KEYS:
         assert results[f"predict_{key}_low"] <= results[f"predict_{key}"] <= results[f"predict_{key}_high"]
     # same global batch (2 x 2 vs 1 x 4), same data order and init: the same losses, so neither the loss nor
     # (since the updates match from step 2 on) the gradients are multiplied by the world size

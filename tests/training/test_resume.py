@@ -12,24 +12,25 @@ from pathlib import Path
 
 import pytest
 import torch
+from run_helpers import build_tokenizer, logged_losses, run_argv, write_corpus
 from safetensors.torch import load_file
-from test_training import EXAMPLES, REPO, build_tokenizer, logged_losses, run_argv, write_corpus
 
-# Runs examples/run_summarization.py with an optional pause after each step (RESUME_TEST_STEP_SLEEP seconds),
-# so that the test can kill it mid-way at a predictable point.
-WRAPPER = f"""
+# Runs what examples/run_summarization.py runs, with an optional pause after each step (RESUME_TEST_STEP_SLEEP
+# seconds), so that the test can kill it mid-way at a predictable point.
+WRAPPER = """
 import os, sys, time
-sys.path.insert(0, {str(EXAMPLES)!r})
-import run_summarization as rs
 from transformers import TrainerCallback
+from pyramidion_hf.training.arguments import parse_args
+from pyramidion_hf.training.launch import setup_logging
+from pyramidion_hf.training.summarization import run
 
 class Pause(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         time.sleep(float(os.environ.get("RESUME_TEST_STEP_SLEEP", "0")))
 
-model_args, data_args, training_args = rs.parse_args(sys.argv[1:])
-rs.setup_logging(training_args)
-rs.run(model_args, data_args, training_args, callbacks=[Pause()])
+model_args, data_args, training_args = parse_args(sys.argv[1:])
+setup_logging(training_args)
+run(model_args, data_args, training_args, callbacks=[Pause()])
 """
 MAX_STEPS = 12
 
@@ -48,7 +49,6 @@ def environment(sleep: float) -> dict[str, str]:
         **os.environ,
         "OMP_NUM_THREADS": "1",
         "RESUME_TEST_STEP_SLEEP": str(sleep),
-        "PYTHONPATH": str(REPO),
     }
 
 

@@ -1,92 +1,34 @@
-"""examples/run_summarization.py end to end: a real tiny Pyramidion, a real tokenizer, a real Seq2SeqTrainer.
-
-Module helpers (`TINY_OVERRIDES`, `write_corpus`, `run_argv`, ...) are shared with test_resume.py,
-test_multiprocess.py and test_examples.py.
-"""
+"""What examples/run_summarization.py runs (`pyramidion_hf.training`), end to end: a real tiny Pyramidion,
+a real tokenizer, a real Seq2SeqTrainer."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import random
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-import run_summarization as rs  # noqa: E402
-import train_tokenizer as tokenizer_cli  # noqa: E402
-
-TINY_OVERRIDES = (
-    "max_position_embeddings=64,encoder_lengths=[64,32,16],block_size=16,d_model=32,encoder_attention_heads=2,"
-    "decoder_attention_heads=2,encoder_ffn_dim=64,decoder_ffn_dim=64,decoder_layers=1,dropout=0.0,"
-    "max_target_positions=64"
+from run_helpers import (
+    TINY_OVERRIDES,
+    build_tokenizer,
+    logged_losses,
+    run_argv,
+    run_command_line,
+    synthetic_rows,
+    write_corpus,
+    write_jsonl,
 )
-WORDS = (
-    "we propose a model for long document summarization the encoder selects few tokens pooling attention "
-    "results show gains over baselines on scientific papers data training decoder length blocks scores"
-).split()
+from transformers import Seq2SeqTrainingArguments
 
-
-def synthetic_rows(n: int, seed: int, prefix: str) -> list[dict[str, str]]:
-    """Documents of 2-4 short sentences; the summary is the first sentence (a learnable copy task)."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        sentences = [
-            " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 7))).capitalize() + "."
-            for _ in range(rng.randint(2, 4))
-        ]
-        rows.append({"id": f"{prefix}-{i}", "article": " ".join(sentences), "abstract": sentences[0]})
-    return rows
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """One JSON object per line."""
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
-
-
-def write_corpus(folder: Path, n_train: int = 24, n_eval: int = 5, n_test: int = 5) -> dict[str, Path]:
-    """train/validation/test .jsonl files of synthetic documents."""
-    folder.mkdir(parents=True, exist_ok=True)
-    sizes = {"train": n_train, "validation": n_eval, "test": n_test}
-    return {
-        split: write_jsonl(folder / f"{split}.jsonl", synthetic_rows(n, seed, split))
-        for seed, (split, n) in enumerate(sizes.items())
-    }
-
-
-def build_tokenizer(folder: Path, train_file: Path) -> Path:
-    """A 300-token BPE trained (through examples/train_tokenizer.py) on the train articles and summaries."""
-    tokenizer_cli.build_tokenizer(str(train_file), folder, columns=("article", "abstract"), vocab_size=300)
-    return folder
-
-
-def run_argv(files: dict[str, Path], tokenizer: Path, output_dir: Path, *extra: str) -> list[str]:
-    """Command line for a tiny run: preset + overrides, local files, CPU, no reporting."""
-    argv = [
-        "--preset", "pyramidion", "--config_overrides", TINY_OVERRIDES, "--tokenizer_name", str(tokenizer),
-        "--max_target_length", "24", "--generation_max_length", "16", "--n_bootstrap", "100",
-        "--output_dir", str(output_dir), "--report_to", "none", "--seed", "0", "--disable_tqdm", "true",
-        "--per_device_eval_batch_size", "4", "--dataloader_pin_memory", "false",
-    ]  # fmt: skip
-    for split, path in files.items():
-        argv += [f"--{split}_file", str(path)]
-    return argv + list(extra)
-
-
-def logged_losses(output_dir: Path) -> list[float]:
-    """The training losses in output_dir/trainer_state.json, in step order."""
-    state = json.loads((output_dir / "trainer_state.json").read_text())
-    return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+from pyramidion_hf.training.arguments import DataArguments, ModelArguments, parse_args, parse_config_overrides
+from pyramidion_hf.training.checkpoints import last_complete_checkpoint, resolve_checkpoint
+from pyramidion_hf.training.launch import use_cpu_without_accelerator
+from pyramidion_hf.training.metrics import ROUGE_KEYS
+from pyramidion_hf.training.model_setup import build_model, load_tokenizer
+from pyramidion_hf.training.summarization import RunResult
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +76,7 @@ def trained(corpus: tuple[dict[str, Path], Path], tmp_path_factory: pytest.TempP
             lambda api, repo_id, **kw: hub.create_repo(api, repo_id, **kw),
         )
         patch.setattr(huggingface_hub.HfApi, "upload_folder", lambda api, **kw: hub.upload_folder(api, **kw))
-        result = rs.main(argv)
+        result = run_command_line(argv)
     return result, output_dir, hub
 
 
@@ -155,7 +97,7 @@ def test_metrics_json_have_rouge_with_intervals(trained) -> None:
     predict = json.loads((output_dir / "predict_results.json").read_text())
     lead = json.loads((output_dir / "lead_results.json").read_text())
     for prefix, source in (("eval", results), ("predict", predict), ("lead", lead)):
-        for key in rs.ROUGE_TYPES:
+        for key in ROUGE_KEYS:
             value, low, high = (source[f"{prefix}_{key}{s}"] for s in ("", "_low", "_high"))
             assert 0.0 <= low <= value <= high <= 100.0, (prefix, key, low, value, high)
     assert results["eval_samples"] == 5 and predict["predict_samples"] == 5 and lead["lead_samples"] == 5
@@ -182,7 +124,7 @@ def test_checkpoints_and_final_model_reload(trained) -> None:
 
     _, output_dir, _ = trained
     assert sorted(p.name for p in output_dir.glob("checkpoint-*")) == ["checkpoint-16", "checkpoint-8"]
-    assert rs.last_complete_checkpoint(output_dir) == str(output_dir / "checkpoint-16")
+    assert last_complete_checkpoint(output_dir) == str(output_dir / "checkpoint-16")
     model = AutoModelForSeq2SeqLM.from_pretrained(output_dir)
     assert model.config.d_model == 32 and model.config.encoder_lengths == [64, 32, 16]
     assert model.generation_config.max_length == 16
@@ -211,7 +153,7 @@ def test_rerun_on_finished_output_dir_resumes_without_new_steps(trained, corpus)
         "--per_device_train_batch_size", "4", "--learning_rate", "3e-3", "--logging_steps", "1",
         "--save_steps", "8",
     )  # fmt: skip
-    result = rs.main(argv)
+    result = run_command_line(argv)
     assert result.metrics["train_steps"] == 16
     assert len(logged_losses(output_dir)) == 16  # the 16 logged before, nothing retrained
 
@@ -219,12 +161,12 @@ def test_rerun_on_finished_output_dir_resumes_without_new_steps(trained, corpus)
 # ------------------------------------------------------------------------------------------- bad input
 
 
-def predict_only(files: dict[str, Path], tokenizer: Path, output_dir: Path, *extra: str) -> rs.RunResult:
+def predict_only(files: dict[str, Path], tokenizer: Path, output_dir: Path, *extra: str) -> RunResult:
     """An untrained tiny model generating for the test split (fast)."""
     argv = run_argv(
         files, tokenizer, output_dir, "--do_predict", "--predict_with_generate", "--use_cpu", *extra
     )
-    return rs.main(argv)
+    return run_command_line(argv)
 
 
 def test_empty_article_is_skipped_counted_and_reported(corpus, tmp_path: Path) -> None:
@@ -285,67 +227,63 @@ def test_source_length_beyond_the_model_is_a_clear_error(corpus, tmp_path: Path)
 def test_missing_split_and_nothing_to_do_are_clear_errors(corpus, tmp_path: Path) -> None:
     files, tokenizer = corpus
     with pytest.raises(ValueError, match="has no split 'train'"):
-        rs.main(run_argv({"test": files["test"]}, tokenizer, tmp_path / "a", "--do_train", "--use_cpu"))
+        run_command_line(
+            run_argv({"test": files["test"]}, tokenizer, tmp_path / "a", "--do_train", "--use_cpu")
+        )
     with pytest.raises(ValueError, match="Nothing to do"):
-        rs.main(run_argv({"test": files["test"]}, tokenizer, tmp_path / "b", "--use_cpu"))
+        run_command_line(run_argv({"test": files["test"]}, tokenizer, tmp_path / "b", "--use_cpu"))
 
 
 def test_model_source_must_be_exactly_one(corpus) -> None:
     _, tokenizer = corpus
-    tok = rs.load_tokenizer(rs.ModelArguments(tokenizer_name=str(tokenizer)))
+    tok = load_tokenizer(ModelArguments(tokenizer_name=str(tokenizer)))
     with pytest.raises(ValueError, match="exactly one of --preset"):
-        rs.build_model(rs.ModelArguments(), tok)
+        build_model(ModelArguments(), tok)
     with pytest.raises(ValueError, match="exactly one of --preset"):
-        rs.build_model(rs.ModelArguments(preset="pyramidion", model_name_or_path="x"), tok)
+        build_model(ModelArguments(preset="pyramidion", model_name_or_path="x"), tok)
     with pytest.raises(ValueError, match="--tokenizer_name"):
-        rs.load_tokenizer(rs.ModelArguments(preset="pyramidion"))
+        load_tokenizer(ModelArguments(preset="pyramidion"))
 
 
 def test_preset_model_takes_overrides_and_the_tokenizer_vocabulary(corpus) -> None:
     _, tokenizer = corpus
-    tok = rs.load_tokenizer(rs.ModelArguments(tokenizer_name=str(tokenizer)))
-    model = rs.build_model(rs.ModelArguments(preset="pyramidion", config_overrides=TINY_OVERRIDES), tok)
+    tok = load_tokenizer(ModelArguments(tokenizer_name=str(tokenizer)))
+    model = build_model(ModelArguments(preset="pyramidion", config_overrides=TINY_OVERRIDES), tok)
     assert model.config.vocab_size == len(tok) == 300
     assert (model.config.pad_token_id, model.config.eos_token_id) == (tok.pad_token_id, tok.eos_token_id)
     assert model.config.encoder_lengths == [64, 32, 16] and model.config.block_size == 16
 
 
 def test_parse_config_overrides() -> None:
-    parsed = rs.parse_config_overrides(
-        "d_model=256, encoder_lengths=[2048,512], scorer=linear, block_size=None"
-    )
+    parsed = parse_config_overrides("d_model=256, encoder_lengths=[2048,512], scorer=linear, block_size=None")
     assert parsed == {"d_model": 256, "encoder_lengths": [2048, 512], "scorer": "linear", "block_size": None}
-    assert rs.parse_config_overrides("dropout=0.1,use_cache=false") == {"dropout": 0.1, "use_cache": False}
-    assert rs.parse_config_overrides(None) == {}
+    assert parse_config_overrides("dropout=0.1,use_cache=false") == {"dropout": 0.1, "use_cache": False}
+    assert parse_config_overrides(None) == {}
     with pytest.raises(ValueError, match="not key=value"):
-        rs.parse_config_overrides("d_model")
+        parse_config_overrides("d_model")
 
 
 def test_resume_target_selection(tmp_path: Path) -> None:
-    args = rs.Seq2SeqTrainingArguments(
-        output_dir=str(tmp_path), do_train=True, use_cpu=True, report_to="none"
-    )
-    data_args = rs.DataArguments()
-    assert rs.resolve_checkpoint(data_args, args) is None  # empty folder: train from scratch
+    args = Seq2SeqTrainingArguments(output_dir=str(tmp_path), do_train=True, use_cpu=True, report_to="none")
+    data_args = DataArguments()
+    assert resolve_checkpoint(data_args, args) is None  # empty folder: train from scratch
     for step in (2, 4):
         (tmp_path / f"checkpoint-{step}").mkdir()
         (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"global_step": step}))
     (tmp_path / "checkpoint-6").mkdir()  # killed while writing: no trainer_state.json yet
-    assert rs.resolve_checkpoint(data_args, args) == str(tmp_path / "checkpoint-4")
-    assert rs.resolve_checkpoint(rs.DataArguments(overwrite_output_dir=True), args) is None
+    assert resolve_checkpoint(data_args, args) == str(tmp_path / "checkpoint-4")
+    assert resolve_checkpoint(DataArguments(overwrite_output_dir=True), args) is None
     args.resume_from_checkpoint = str(tmp_path / "checkpoint-9")
     with pytest.raises(ValueError, match="is not a folder"):
-        rs.resolve_checkpoint(data_args, args)
+        resolve_checkpoint(data_args, args)
 
 
 def test_trained_model_without_checkpoints_is_not_overwritten(tmp_path: Path) -> None:
     (tmp_path / "model.safetensors").write_bytes(b"weights")
-    args = rs.Seq2SeqTrainingArguments(
-        output_dir=str(tmp_path), do_train=True, use_cpu=True, report_to="none"
-    )
+    args = Seq2SeqTrainingArguments(output_dir=str(tmp_path), do_train=True, use_cpu=True, report_to="none")
     with pytest.raises(ValueError, match="--overwrite_output_dir"):
-        rs.resolve_checkpoint(rs.DataArguments(), args)
-    assert rs.resolve_checkpoint(rs.DataArguments(overwrite_output_dir=True), args) is None
+        resolve_checkpoint(DataArguments(), args)
+    assert resolve_checkpoint(DataArguments(overwrite_output_dir=True), args) is None
 
 
 def test_json_argument_file(tmp_path: Path) -> None:
@@ -361,7 +299,7 @@ def test_json_argument_file(tmp_path: Path) -> None:
             }
         )
     )
-    model_args, data_args, training_args = rs.parse_args([str(path)])
+    model_args, data_args, training_args = parse_args([str(path)])
     assert model_args.preset == "pyramidion" and data_args.max_source_length == 32 and training_args.do_train
 
 
@@ -370,8 +308,8 @@ def test_cpu_fallback_only_when_launched(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delenv("ACCELERATE_USE_CPU", raising=False)
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     monkeypatch.setenv("WORLD_SIZE", "1")
-    rs.use_cpu_without_accelerator()
+    use_cpu_without_accelerator()
     assert "ACCELERATE_USE_CPU" not in os.environ
     monkeypatch.setenv("WORLD_SIZE", "2")
-    rs.use_cpu_without_accelerator()
+    use_cpu_without_accelerator()
     assert os.environ["ACCELERATE_USE_CPU"] == "true"
