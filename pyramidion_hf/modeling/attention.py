@@ -34,16 +34,16 @@ def eager_attention_forward(
     dropout: float = 0.0,
     **kwargs: Any,
 ) -> tuple[Tensor, Tensor]:
-    """softmax(q k^T * scaling + mask) v for q/k/v (B, H, L, D).
+    """softmax(q k^T * scaling + mask) v for q/k/v (..., H, L, D) (any leading dims, e.g. (B, n_blocks)).
 
-    Returns the output (B, Lq, H, D) and the attention probabilities (B, H, Lq, Lk)."""
+    Returns the output (..., Lq, H, D) and the attention probabilities (..., H, Lq, Lk) that produced it."""
     scaling = query.size(-1) ** -0.5 if scaling is None else scaling
-    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    weights = torch.matmul(query, key.transpose(-2, -1)) * scaling
     if attention_mask is not None:
         weights = weights + attention_mask
     weights = F.softmax(weights, dim=-1)
     weights = F.dropout(weights, p=dropout, training=module.training)
-    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+    return torch.matmul(weights, value).transpose(-3, -2).contiguous(), weights
 
 
 def efficient_attention(
@@ -218,8 +218,11 @@ class PyramidionEncoderAttention(PyramidionAttention):
         outs, weights = [], None
         if self.local_heads:
             q, k, v = (tensor[:, : self.local_heads] for tensor in (query, key, value))
-            attention = self._interface(output_attentions or return_received)
             mask_4d = additive_mask(block_mask[:, None, None, :], query.dtype)
+            need_weights = output_attentions or return_received
+            if need_weights and self.block_size is not None:  # probabilities in their returned layout
+                q, k, v, mask_4d = (t.unflatten(0, (batch, n_blocks)) for t in (q, k, v, mask_4d))
+            attention = self._interface(need_weights)
             out, weights = attention(self, q, k, v, mask_4d, dropout=dropout, scaling=self.scaling)
             outs.append(out.reshape(batch, n_blocks * block, self.local_heads, self.head_dim))
         if self.local_heads < self.num_heads:
@@ -228,10 +231,10 @@ class PyramidionEncoderAttention(PyramidionAttention):
         out = self.out_proj(out.reshape(batch, n_blocks * block, self.embed_dim)[:, :length])
         received = None
         if return_received:
-            received = (weights * block_mask[:, None, :, None]).sum(dim=(1, 2)).view(batch, -1)[:, :length]
-        if output_attentions:
-            weights = weights.view(batch, n_blocks, self.num_heads, block, block)
-            weights = weights[:, 0] if self.block_size is None else weights
+            by_block = weights.view(batch, n_blocks, self.num_heads, block, block)
+            real_queries = block_mask.view(batch, n_blocks, 1, block, 1)
+            received = (by_block * real_queries).sum(dim=(2, 3)).reshape(batch, -1)[:, :length]
+        # the probabilities the output was computed from (so that retain_grad() on them works, as in BART)
         return out, (weights if output_attentions else None), received
 
     def _sequence_heads(

@@ -371,6 +371,21 @@ def test_output_attentions_and_hidden_states_shapes():
     assert torch.allclose(out.cross_attentions[0].sum(-1), torch.ones(2, 2, 6))
 
 
+@pytest.mark.parametrize("block_size", [16, None], ids=["blockwise", "full"])
+def test_returned_attentions_are_the_tensors_the_output_was_computed_from(block_size):
+    """As in BART, retain_grad() on returned attention probabilities gives their gradient (not None)."""
+    model = tiny_model(encoder_lengths=[32, 16], block_size=block_size, attn_implementation="eager").train()
+    ids, mask = random_batch([64, 40], VOCAB)
+    out = model(input_ids=ids, attention_mask=mask, labels=_labels(2), output_attentions=True)
+    for attentions in (out.encoder_attentions, out.decoder_attentions, out.cross_attentions):
+        attentions[0].retain_grad()
+    out.loss.backward()
+    for attentions in (out.encoder_attentions, out.decoder_attentions, out.cross_attentions):
+        assert attentions[0].grad is not None and attentions[0].grad.abs().sum() > 0
+    expected = (2, 2, 64, 64) if block_size is None else (2, 4, 2, 16, 16)
+    assert out.encoder_attentions[0].shape == expected
+
+
 def test_loss_is_token_cross_entropy_and_honours_num_items_in_batch():
     model = tiny_model()
     ids, mask = random_batch([64, 30], VOCAB)
