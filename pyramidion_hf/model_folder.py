@@ -214,15 +214,20 @@ def _load_weights(folder: Path, remote: bool, dtype: torch.dtype | None) -> PreT
             f"The weights file in {folder} is truncated or corrupt ({type(err).__name__}: {err}): save the "
             "model again or copy the file again."
         ) from err
+    shapes = [f"{key} (file {list(old)}, config {list(new)})" for key, old, new in info["mismatched_keys"]]
     problems = [
-        f"{key.replace('_', ' ')}: {_listing(sorted(map(str, info[key])))}"
-        for key in ("missing_keys", "unexpected_keys", "mismatched_keys")
-        if info[key]
+        f"{what}: {_listing(sorted(names))}"
+        for what, names in (
+            ("missing keys", info["missing_keys"]),
+            ("unexpected keys", info["unexpected_keys"]),
+            ("mismatched keys", shapes),
+        )
+        if names
     ]
     if problems:
         raise ValueError(
             f"The weights in {folder} do not match its config ({'; '.join(problems)}); transformers would "
-            "fill missing tensors with random values: save the complete model again."
+            "fill such tensors with random values: save the complete model again."
         )
     return model
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..cli_errors import add_debug_argument, cli_main
 from .export import export_repo
 from .push import push_repo, repo_files
 
@@ -67,6 +68,7 @@ def _add_export_parser(sub: Any) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyramidion-hub", description=__doc__.splitlines()[0])
+    add_debug_argument(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_export_parser(sub)
     push = sub.add_parser("push", help="upload an exported folder to the Hub")
@@ -114,14 +116,12 @@ def _push(args: argparse.Namespace) -> None:
         print(f"  {name}")
 
 
+@cli_main("pyramidion-hub")
 def main(argv: Sequence[str] | None = None) -> None:
-    """CLI: `pyramidion-hub export MODEL_DIR OUT_DIR [...]`, `pyramidion-hub push OUT_DIR --repo-id ID`."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "export":
-            _export(args)
-        else:
-            _push(args)
-    except ValueError as err:
-        parser.exit(2, f"pyramidion-hub: error: {err}\n")
+    """CLI: `pyramidion-hub export MODEL_DIR OUT_DIR [...]`, `pyramidion-hub push OUT_DIR --repo-id ID`;
+    errors are one line on stderr (status 2), `--debug` shows the traceback."""
+    args = _parser().parse_args(argv)
+    if args.command == "export":
+        _export(args)
+    else:
+        _push(args)

@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoTokenizer
 from transformers.dynamic_module_utils import get_relative_imports
 
 from .. import modeling
-from ..modeling.configuration_pyramidion import CUSTOM_PIPELINES, PyramidionConfig
-from ..modeling.modeling_pyramidion import PyramidionForConditionalGeneration, PyramidionModel
+from ..model_folder import PACKAGE_AUTO_MAP, TOKENIZER_FILES, check_model_folder, load_model_folder
+from ..modeling.configuration_pyramidion import CUSTOM_PIPELINES
 from .card import TEMPLATES_DIR, render_model_card
 from .metrics import normalize_metrics
 
@@ -27,13 +26,6 @@ logger = logging.getLogger(__name__)
 
 HANDLER_TEMPLATE = TEMPLATES_DIR / "handler.py"
 MODELING_DIR = Path(modeling.__file__).parent
-WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 TOKENIZER_ARTIFACTS = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -50,35 +42,8 @@ TOKENIZER_ARTIFACTS = (
 )
 REQUIRED_FILES = ("config.json", "model.safetensors", "generation_config.json", "handler.py", "README.md")
 REQUIREMENTS = "transformers>=5.23\n"
-
-
-def _class_ref(cls: type) -> str:
-    """`module_basename.ClassName`: how auto_map names a class of the remote code."""
-    return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
-
-
-DEFAULT_AUTO_MAP = {
-    "AutoConfig": _class_ref(PyramidionConfig),
-    "AutoModel": _class_ref(PyramidionModel),
-    "AutoModelForSeq2SeqLM": _class_ref(PyramidionForConditionalGeneration),
-}
+DEFAULT_AUTO_MAP = PACKAGE_AUTO_MAP
 DEFAULT_CUSTOM_PIPELINES = CUSTOM_PIPELINES
-
-
-def _missing_inputs(model_dir: Path) -> list[str]:
-    """What a model folder lacks for export (config, weights, tokenizer), saying what writes each."""
-    missing = []
-    if not (model_dir / "config.json").is_file():
-        missing.append("config.json (model.save_pretrained(model_dir) writes it)")
-    if not any((model_dir / name).is_file() for name in WEIGHT_FILES):
-        missing.append(
-            "model weights (model.safetensors or pytorch_model.bin; model.save_pretrained writes them)"
-        )
-    if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
-        missing.append(
-            "tokenizer files (tokenizer.json / tokenizer_config.json; tokenizer.save_pretrained writes them)"
-        )
-    return missing
 
 
 def _module_files(config: Mapping[str, Any]) -> list[str]:
@@ -170,52 +135,17 @@ def check_repo(out_dir: str | Path) -> list[str]:
 
 
 def _check_folders(model_dir: Path, out_dir: Path, overwrite: bool) -> None:
-    """Raise before any work if `model_dir` is not a complete saved Pyramidion or `out_dir` is not free."""
-    if not model_dir.is_dir():
+    """Raise before any work if `model_dir` is not a complete saved Pyramidion of this package's classes or
+    `out_dir` is not free."""
+    if check_model_folder(model_dir):
         raise ValueError(
-            f"Model folder {model_dir} does not exist: pass the folder written by save_pretrained."
-        )
-    missing = _missing_inputs(model_dir)
-    if missing:
-        raise ValueError(f"{model_dir} is not a complete saved model; missing: " + "; ".join(missing) + ".")
-    model_type = json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get("model_type")
-    if model_type != "pyramidion":
-        raise ValueError(
-            f"{model_dir}/config.json has model_type {model_type!r}; export_repo exports Pyramidion models."
+            f"{model_dir}/config.json names its own model code (auto_map): export_repo exports folders saved "
+            "with pyramidion_hf's classes; load it with trust_remote_code=True and save_pretrained it anew."
         )
     if out_dir.resolve() == model_dir.resolve() or model_dir.resolve().is_relative_to(out_dir.resolve()):
         raise ValueError("out_dir must be a new folder, not the model folder or one containing it.")
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise ValueError(f"{out_dir} exists and is not empty: choose a new folder or pass overwrite=True.")
-
-
-def _load_checked(model_dir: Path) -> tuple[PyramidionForConditionalGeneration, Any]:
-    """The saved model and tokenizer (never running the folder's code), checked to belong together."""
-    model, loading_info = PyramidionForConditionalGeneration.from_pretrained(
-        model_dir, output_loading_info=True
-    )
-    problems = {
-        k: v
-        for k, v in loading_info.items()
-        if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v
-    }
-    if problems:
-        raise ValueError(f"The weights in {model_dir} do not match the config: {problems}.")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
-    config = model.config
-    if len(tokenizer) > config.vocab_size:
-        raise ValueError(
-            f"The tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {config.vocab_size}: "
-            "they were not trained together."
-        )
-    for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
-        tok_id, cfg_id = getattr(tokenizer, name, None), getattr(config, name, None)
-        if tok_id is not None and cfg_id is not None and tok_id != cfg_id:
-            raise ValueError(
-                f"tokenizer.{name} = {tok_id} but config.{name} = {cfg_id}: save the config with the "
-                "tokenizer's special-token ids."
-            )
-    return model, tokenizer
 
 
 def export_repo(
@@ -246,7 +176,7 @@ def export_repo(
             raise ValueError(
                 "metrics were given without dataset: pass dataset= (e.g. 'aclsum') to say what they measure."
             )
-    model, _ = _load_checked(model_dir)
+    model, _ = load_model_folder(model_dir, dtype=None)  # as saved; refuses missing or non-finite tensors
     if out_dir.exists():
         shutil.rmtree(out_dir)  # only reached with overwrite=True (or an empty folder)
     out_dir.mkdir(parents=True)

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, get_token
+from huggingface_hub.errors import HfHubHTTPError, HTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
 from huggingface_hub.utils import validate_repo_id
 
 from .export import check_repo
+
+LOGIN_HINT = "run `huggingface-cli login` (or `hf auth login`), set HF_TOKEN, or pass --token"
 
 
 @dataclass
@@ -64,15 +67,20 @@ def push_repo(
     files = repo_files(out)
     if dry_run:
         return PushResult(repo_id=repo_id, files=files, dry_run=True, private=private)
+    if token is None and get_token() is None:
+        raise ValueError(f"No Hugging Face token to upload {repo_id} with: {LOGIN_HINT}.")
     api = HfApi(token=token)
-    repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    commit = api.upload_folder(
-        repo_id=repo_url.repo_id,
-        folder_path=str(out),
-        repo_type="model",
-        commit_message=commit_message,
-        allow_patterns=files,
-    )
+    try:
+        repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        commit = api.upload_folder(
+            repo_id=repo_url.repo_id,
+            folder_path=str(out),
+            repo_type="model",
+            commit_message=commit_message,
+            allow_patterns=files,
+        )
+    except (OfflineModeIsEnabled, LocalTokenNotFoundError, HTTPError) as err:
+        raise ValueError(f"Cannot push to {repo_id}: {hub_error_reason(err)}") from err
     return PushResult(
         repo_id=repo_url.repo_id,
         files=files,
@@ -80,4 +88,25 @@ def push_repo(
         private=private,
         url=str(repo_url),
         commit_url=getattr(commit, "commit_url", None),
+    )
+
+
+def hub_error_reason(error: Exception) -> str:
+    """What went wrong talking to the Hub and what to do, in one sentence (offline, token, network)."""
+    if isinstance(error, OfflineModeIsEnabled):
+        return "offline mode is on (HF_HUB_OFFLINE=1): unset HF_HUB_OFFLINE to upload, or use --dry-run."
+    if isinstance(error, LocalTokenNotFoundError):
+        return f"no Hugging Face token found: {LOGIN_HINT}."
+    if isinstance(error, HfHubHTTPError):
+        status = getattr(error.response, "status_code", None)
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if status in (401, 403):
+            return (
+                f"the Hub refused the token (HTTP {status}): {LOGIN_HINT} with a token that may write to "
+                "this namespace."
+            )
+        return f"the Hub answered HTTP {status}: {first}"
+    return (
+        f"cannot reach the Hugging Face Hub ({type(error).__name__}: {error}): check the network or proxy "
+        "settings and retry."
     )
