@@ -1,14 +1,23 @@
 """Model time/memory benchmark (paper §5 "Time benchmarks", Tables 2, 3, 10): our variants vs LED, LongT5,
-PEGASUS-X and BART at equal sizes, for 2k-64k-token inputs.
+PEGASUS-X and BART at equal sizes, for 2k-64k-token inputs, and the paper's Table 2 row by row.
 
     python benchmarks/bench_models.py --quick                      # tiny sizes (< 2 min), checks it works
     python benchmarks/bench_models.py --setting deep --lengths 8192 # one length of the deep comparison
+    python benchmarks/bench_models.py --setting shallow            # the 20 rows of Table 2 -> results/table2
+    python benchmarks/bench_models.py --setting shallow --estimate # only print the expected duration
     python benchmarks/bench_models.py --device cuda --dtype bf16 --setting deep --lengths 8192,16384
 
 Settings: shallow = 2+2 layers, d=512, FFN 2048 (Table 5); deep = 6+6 layers, d=768, FFN 3072 (Table 6); 8
-heads and a 32k vocabulary everywhere. Our models are the presets of `pyramidion_hf.presets` with their
-encoder schedule rescaled to each input length n (`rescale_schedule`: the reduction ratios are kept, e.g.
-DeepPyramidion at 16k outputs 16k, 16k, 4k, 1k, 1k, 1k). The peers are built locally from their
+heads and a 32k vocabulary everywhere. The shallow setting's default models are the 20 rows of Table 2
+(presets table2-1 .. table2-20, each at its own input length, training batch 8192 // n on CPU = 16 / 4 / 1
+documents at 512 / 2k / 8k and min(64, 65536 // n) on CUDA, generation batch 8 x 512 forced tokens); it also
+writes table2.md / table2.png: our times and ratios to the Blockwise row of the same length beside the
+paper's (paper_table2.py). --dtype bf16: training under torch.autocast(bfloat16) with fp32 master weights and
+optimizer, generation with bf16 weights (model.to(torch.bfloat16)); peers the same way. Every child measures
+its own GEMM rate (model_point.GEMM_SHAPE, in the dtype): each training row reports the ceiling time = its
+FLOPs / that rate and the fraction of it reached. Our models are the presets of `pyramidion_hf.presets`
+with their encoder schedule rescaled to each input length n (`rescale_schedule`: the reduction ratios are
+kept, e.g. DeepPyramidion at 16k outputs 16k, 16k, 4k, 1k, 1k, 1k). The peers are built locally from their
 `transformers` configs with random weights (no Hub): LED (attention window 512, first token global),
 LongT5 transient-global (local radius 127, global blocks of 16), PEGASUS-X (blocks of 512, 32 global tokens)
 and BART with n learned positions (full attention).
@@ -23,7 +32,9 @@ Repetitions run round-robin over the models (rep 1 of every point, then rep 2, .
 all timed runs after a warm-up. A point is skipped, with its reason, when an estimate (analytic before any
 measurement, extrapolated from the same model's previous length after) says it would not fit in memory or
 would exceed the per-point time budget; a failed point (exception, CUDA OOM, killed, timeout) is recorded as
-such. Writes models.md, models_time.png, models_memory.png and models_env.json to --out.
+such. Writes models.md, models_time.png, models_memory.png and models_env.json to --out (default
+results/ for the deep setting, results/table2 for shallow; with bf16 results/bf16 and results/table2_bf16); a
+folder holding results of the other dtype is refused, so fp32 and bf16 results never overwrite each other.
 
 This file is the parent (plan, estimates, scheduling, CLI); model_zoo.py builds the models, model_point.py is
 the child of one point, model_report.py writes the report.
@@ -33,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 import statistics
@@ -42,11 +54,21 @@ from pathlib import Path
 from typing import Any
 
 import common
+import model_estimate
 import model_point
 import torch
 from common import GIB
-from model_report import plot, report
-from model_zoo import MODELS, SETTINGS, Setting, count_parameters, estimate_memory, supports_sdpa, tiny
+from model_report import plot, report, table2_plot, table2_report
+from model_zoo import (
+    MODELS,
+    SETTINGS,
+    TABLE2_MODELS,
+    Setting,
+    count_parameters,
+    estimate_memory,
+    supports_sdpa,
+    tiny,
+)  # fmt: skip
 
 
 def memory_limit(device: str, override_gb: float | None) -> float:
@@ -85,10 +107,14 @@ class Plan:
     attn: str
 
 
-def train_batch_for(plan: Plan, n: int) -> int:
-    """--train-batch, else CPU 1 and CUDA min(8, 65536 // n) (8 at 8k, the paper's 64 scaled to one GPU)."""
+def train_batch_for(plan: Plan, name: str, n: int) -> int:
+    """--train-batch, else CPU 1 and CUDA min(8, 65536 // n) (8 at 8k, the paper's 64 scaled to one GPU);
+    a Table 2 row (paper length L): CPU 8192 // L (8k tokens a step), CUDA min(64, 65536 // L)."""
     if plan.train_batch:
         return plan.train_batch
+    length = MODELS[name].length
+    if length is not None:
+        return max(1, 8192 // length) if plan.device == "cpu" else max(1, min(64, 65536 // length))
     return 1 if plan.device == "cpu" else max(1, min(8, 65536 // n))
 
 
@@ -130,13 +156,14 @@ def predict_wall(
 
 def _new_points(plan: Plan) -> tuple[list[tuple[Setting, str, int]], dict[tuple[str, str, int], dict]]:
     """The (setting, model, length) order of a repetition and a pending record per point."""
-    order = [
+    runs = [
         (setting, name, n)
         for setting in plan.settings
-        for n in plan.lengths
         for name in plan.models
         if setting.name.split(" ")[0] in MODELS[name].settings
+        for n in MODELS[name].point_lengths(setting, plan.lengths)
     ]
+    order = sorted(runs, key=lambda run: (plan.settings.index(run[0]), run[2]))  # models interleaved per n
     points = {
         (setting.name, name, n): {
             "setting": setting.name,
@@ -144,7 +171,7 @@ def _new_points(plan: Plan) -> tuple[list[tuple[Setting, str, int]], dict[tuple[
             "n": n,
             "params": count_parameters(name, setting, n),
             "runs": [],
-            "train_batch": train_batch_for(plan, n),
+            "train_batch": train_batch_for(plan, name, n),
             "status": "pending",
         }  # fmt: skip
         for setting, name, n in order
@@ -269,7 +296,7 @@ def run(plan: Plan, log: Callable[[str], None] = print) -> dict[str, Any]:
             line = record(point, result)
             log(f"[rep {rep + 1}/{plan.repeats} {i + 1}/{len(order)}] {setting.name} {name} n={n}: {line}")
     return {"points": [summarize(p) for p in points.values()], "tuned_settings": tuned_settings,
-            "wall_s": time.monotonic() - started}  # fmt: skip
+            "dtype": plan.dtype, "wall_s": time.monotonic() - started}  # fmt: skip
 
 
 def summarize(point: dict[str, Any]) -> dict[str, Any]:
@@ -287,7 +314,11 @@ def summarize(point: dict[str, Any]) -> dict[str, Any]:
         train_mem_abs=statistics.median(r["train_mem_abs"] for r in runs),
         repetitions=len(runs), timed_steps=len(train), attn=runs[-1]["attn"],
         train_tflops_per_s=point.get("train_flops", 0) / statistics.median(train) / 1e12,
+        dtype=runs[-1]["dtype"], gemm_flops_per_s=statistics.median(r["gemm_flops_per_s"] for r in runs),
     )  # fmt: skip
+    if point.get("train_flops"):  # the step's FLOPs at this process's GEMM rate, and the share reached
+        out["train_ceiling_s"] = point["train_flops"] / out["gemm_flops_per_s"]
+        out["ceiling_fraction"] = out["train_ceiling_s"] / out["train_s"]
     gens = [t for r in runs for t in r.get("gen_s", [])]
     if gens:
         out.update(
@@ -301,15 +332,41 @@ def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
 
 
+def default_models(settings: list[str]) -> list[str]:
+    """Every model of the deep setting; for the shallow setting the 20 rows of Table 2."""
+    deep = [name for name, spec in MODELS.items() if "deep" in spec.settings] if "deep" in settings else []
+    return deep + (TABLE2_MODELS if "shallow" in settings else [])
+
+
+def default_out(settings: list[Setting], dtype: str) -> Path:
+    """results/ (deep or both) or results/table2 (shallow), with a _bf16 / bf16 folder for bf16."""
+    if [s.name.split(" ")[0] for s in settings] == ["shallow"]:
+        return common.RESULTS / ("table2" if dtype == "fp32" else f"table2_{dtype}")
+    return common.RESULTS if dtype == "fp32" else common.RESULTS / dtype
+
+
+def check_out_dtype(out: Path, dtype: str) -> None:
+    """Refuse a results folder that holds results of another dtype (fp32 and bf16 never overwrite each
+    other)."""
+    stored = out / "models_env.json"
+    if stored.exists():
+        previous = json.loads(stored.read_text()).get("plan", {}).get("dtype", "fp32")
+        if previous != dtype:
+            raise ValueError(
+                f"{out} holds {previous} results; write --dtype {dtype} results to another --out"
+            )
+
+
 def build_plan(args: argparse.Namespace) -> Plan:
-    """Plan and model list from the command line (quick mode: tiny sizes and short runs)."""
+    """Plan and model list from the command line (quick mode: tiny sizes and short runs; the shallow
+    setting alone: generation batch 8 x 512 tokens, the paper's)."""
     setting = args.setting or ("deep" if args.quick else "both")
     settings = ["shallow", "deep"] if setting == "both" else [setting]
-    models = args.models.split(",") if args.models else list(MODELS)
+    models = args.models.split(",") if args.models else default_models(settings)
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
-    cpu = args.device == "cpu"
+    cpu = args.device == "cpu" and settings != ["shallow"]
     quick = args.quick
     lengths = (
         _ints(args.lengths) if args.lengths else ([512, 1024] if quick else [2048, 8192, 16384, 32768, 65536])
@@ -329,10 +386,10 @@ def build_plan(args: argparse.Namespace) -> Plan:
         steps=args.steps or 2,
         gen_runs=args.gen_runs or 2,
         warmup=args.warmup,
-        point_budget=args.point_budget or (60 if quick else 900 if cpu else 120),
+        point_budget=args.point_budget or (60 if quick else 900 if args.device == "cpu" else 120),
         time_budget=args.time_budget or float("inf"),
         mem_limit=memory_limit(args.device, args.memory_limit_gb),
-        env_name=args.env or ("tuned" if cpu else "default"),
+        env_name=args.env or ("tuned" if args.device == "cpu" else "default"),
         threads=args.threads,
         attn=args.attn,
     )
@@ -344,8 +401,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="bf16 = autocast")
-    parser.add_argument("--setting", choices=("shallow", "deep", "both"), help="default both (--quick: deep)")
+    parser.add_argument(
+        "--dtype", choices=("fp32", "bf16"), default="fp32",
+        help="bf16: training under autocast (fp32 master weights), generation with bf16 weights",
+    )  # fmt: skip
+    parser.add_argument(
+        "--setting", choices=("shallow", "deep", "both"),
+        help="shallow = Table 2's 20 rows; default both (--quick: deep)",
+    )  # fmt: skip
     parser.add_argument("--lengths", help="comma-separated input lengths (default 2048,...,65536)")
     parser.add_argument("--models", help=f"comma-separated subset of {','.join(MODELS)}")
     parser.add_argument("--repeats", type=int, help="repetitions (child processes) per point (default 3)")
@@ -353,8 +416,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--gen-runs", type=int, help="timed generations per repetition (default 2)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed training steps per child (default 1)")
     parser.add_argument("--train-batch", type=int, help="default: CPU 1, CUDA min(8, 65536 // n), OOM halves")
-    parser.add_argument("--gen-batch", type=int, help="default: CPU 1, CUDA 8")
-    parser.add_argument("--gen-tokens", type=int, help="forced new tokens (default: CPU 64, CUDA 512)")
+    parser.add_argument("--gen-batch", type=int, help="default: CPU 1, CUDA and --setting shallow 8")
+    parser.add_argument(
+        "--gen-tokens", type=int, help="forced new tokens (default: CPU 64, CUDA and --setting shallow 512)"
+    )
     parser.add_argument("--gen-lengths", help="input lengths at which to time generation (default: all)")
     parser.add_argument("--target", type=int, help="training label length (default 256)")
     parser.add_argument("--point-budget", type=float, help="seconds per child (default CPU 900, CUDA 120)")
@@ -368,7 +433,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="tiny sizes (d=64, n=512,1024, deep setting, 1 repetition), < 2 min",
     )
-    parser.add_argument("--out", type=Path, default=common.RESULTS)
+    parser.add_argument("--out", type=Path, help="default results/, results/table2 (+ bf16 folders)")
+    parser.add_argument(
+        "--estimate", action="store_true",
+        help="print the plan's expected duration (fitted on --estimate-from) and exit without running",
+    )  # fmt: skip
+    parser.add_argument(
+        "--estimate-from", type=Path, default=model_estimate.REFERENCE, help="a models_env.json to fit on"
+    )
     parser.add_argument("--worker", nargs=2, type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -382,7 +454,13 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--device cuda but torch.cuda.is_available() is False")
     try:
         plan = build_plan(args)
-    except ValueError as error:
+        out = args.out or default_out(plan.settings, plan.dtype)
+        if args.estimate:
+            order = [(s, name, n, train_batch_for(plan, name, n)) for s, name, n in _new_points(plan)[0]]
+            print(model_estimate.estimate_text(plan, order, args.estimate_from))
+            return
+        check_out_dtype(out, plan.dtype)
+    except (ValueError, OSError) as error:
         raise SystemExit(f"bench_models.py: {error}") from None
     command = common.command_line(__file__, argv)
     load_start = os.getloadavg()
@@ -390,10 +468,14 @@ def main(argv: list[str] | None = None) -> None:
     results["environment"] = common.environment(plan.device)
     results["load_start"] = load_start
     stored = {**results, "plan": dataclasses.asdict(plan), "command": command}
-    common.write_results(args.out, {"models.md": report(results, plan, command), "models_env.json": stored})
-    plot(results["points"], args.out)
-    print(f"wrote models.md, models_time.png, models_memory.png, models_env.json to {args.out} "
-          f"in {results['wall_s']:.0f} s")  # fmt: skip
+    files: dict[str, str | dict] = {"models.md": report(results, plan, command), "models_env.json": stored}
+    if any(MODELS[p["model"]].length for p in results["points"]):
+        files["table2.md"] = table2_report(results, plan, command)
+    common.write_results(out, files)
+    plot(results["points"], out)
+    if "table2.md" in files:
+        table2_plot(results["points"], out)
+    print(f"wrote {', '.join(files)} and plots to {out} in {results['wall_s']:.0f} s")
 
 
 if __name__ == "__main__":

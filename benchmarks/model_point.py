@@ -1,5 +1,6 @@
-"""The child process of the model benchmark: one (model, length) point — forced generation, training steps,
-the peak memory of each phase and the FLOPs of one training forward+backward (see bench_models.py)."""
+"""The child process of the model benchmark: one (model, length) point — this process's GEMM rate, forced
+generation, training steps, the peak memory of each phase and the FLOPs of one training forward+backward
+(see bench_models.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from typing import Any
 import common
 import torch
 from model_zoo import MODELS, Setting, build_model
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+GEMM_SHAPE = (4096, 768, 3072)  # (M, K, N): a d=768 FFN matmul over 4096 tokens
 
 
 class MemoryMeter:
@@ -80,6 +84,23 @@ def make_batch(name: str, vocab: int, n: int, batch: int, target: int, device: t
     return {key: value.to(device) for key, value in out.items()}
 
 
+def gemm_rate(dtype: str, device: torch.device, runs: int = 7) -> float:
+    """FLOP/s of this process's (M, K) @ (K, N) matmul in `dtype` (GEMM_SHAPE), the median of `runs` after
+    two warm-ups: the ceiling a training step's FLOPs are compared with."""
+    m, k, n = GEMM_SHAPE
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(shape, generator=gen).to(device, DTYPES[dtype]) for shape in ((m, k), (k, n)))
+    seconds = []
+    for i in range(runs + 2):
+        tic = time.perf_counter()
+        torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= 2:
+            seconds.append(time.perf_counter() - tic)
+    return 2 * m * k * n / sorted(seconds)[len(seconds) // 2]
+
+
 def is_oom(error: BaseException) -> bool:
     """True for a CUDA (or allocator) out-of-memory error."""
     return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
@@ -97,7 +118,7 @@ class _Point:
     meter: MemoryMeter
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast when the point runs in bf16, else a no-op."""
+        """Training in bf16: autocast (bf16 matmuls, fp32 master weights and optimizer); else a no-op."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.opts["dtype"] == "bf16")
 
     def timed(self, fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -124,14 +145,16 @@ def train_step(point: _Point, data: dict) -> None:
 
 
 def _generation(point: _Point) -> dict[str, Any]:
-    """A short warm-up, then forced-length greedy generations: their times and peak memory."""
+    """A short warm-up, then forced-length greedy generations: their times and peak memory. In bf16 the
+    model generates with bf16 weights (model.to(bfloat16)), then returns to fp32 for training."""
     point.model.eval()
+    point.model.to(DTYPES[point.opts["dtype"]])
     gen_in = point.batch(point.opts["gen_batch"], 1)
     gen_in.pop("labels")
     tokens = point.opts["gen_tokens"]
 
     def generate(length: int) -> int:
-        with torch.no_grad(), point.autocast():
+        with torch.no_grad():
             out = point.model.generate(
                 **gen_in, min_new_tokens=length, max_new_tokens=length, do_sample=False, num_beams=1,
                 use_cache=True,
@@ -147,6 +170,7 @@ def _generation(point: _Point) -> dict[str, Any]:
         raise RuntimeError(f"generate() returned {new} new tokens, not the forced {tokens}")
     result = {"gen_s": [seconds for seconds, _ in runs], "gen_phase_s": time.perf_counter() - phase}
     result["gen_mem"], result["gen_mem_abs"] = point.meter.peak()
+    point.model.to(torch.float32)
     return result
 
 
@@ -197,9 +221,10 @@ def run_point(opts: dict[str, Any], checkpoint: Callable[[dict], None] | None = 
     """Child body: build the model, time forced generation and training steps, measure their memory, then
     count the FLOPs of one training forward+backward.
 
-    opts: name, setting (Setting fields), n, device, dtype, train_batch, gen_batch, target, gen_tokens,
-    steps, gen_runs, warmup, count_flops, generate, attn, seed, threads. checkpoint(result) is called with the
-    timings before the FLOP count (which may need more memory on CPU: attention through the math backend).
+    opts: name, setting (Setting fields), n, device, dtype ("fp32" | "bf16"), train_batch, gen_batch, target,
+    gen_tokens, steps, gen_runs, warmup, count_flops, generate, attn, seed, threads. checkpoint(result) is
+    called with the timings before the FLOP count (which may need more memory on CPU: attention through the
+    math backend).
     """
     torch.manual_seed(opts["seed"])
     if opts.get("threads"):
@@ -214,6 +239,8 @@ def run_point(opts: dict[str, Any], checkpoint: Callable[[dict], None] | None = 
         "params": sum(p.numel() for p in model.parameters()),
         "attn": model.config._attn_implementation,
         "build_s": time.perf_counter() - started,
+        "dtype": opts["dtype"],
+        "gemm_flops_per_s": gemm_rate(opts["dtype"], device),
     }
     point = _Point(opts, setting, model, optimizer, device, MemoryMeter(device))
     if opts["generate"]:  # first, from the clean built-model footprint

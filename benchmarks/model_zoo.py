@@ -1,6 +1,6 @@
-"""The models of the model benchmark: the two size settings, our presets and the transformers peers at those
-sizes (random weights, built locally: no Hub), their schedules rescaled to an input length, and an analytic
-training-memory estimate (see bench_models.py)."""
+"""The models of the model benchmark: the two size settings, our presets (incl. the 20 rows of the paper's
+Table 2) and the transformers peers at those sizes (random weights, built locally: no Hub), their schedules
+rescaled to an input length, and analytic training-memory and FLOP estimates (see bench_models.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import dataclasses
 from typing import Any
 
 import torch
+from paper_table2 import ROWS
 
 from pyramidion_hf.complexity import attention_complexity
 from pyramidion_hf.presets import get_preset
@@ -31,6 +32,8 @@ class Setting:
     longt5_global_block: int = 16
     pegasus_block: int = 512
     pegasus_global: int = 32
+    lsh_bucket: int = 64  # our LSH attention's chunk length (the paper's 64)
+    length_divisor: int = 1  # a Table 2 row of n tokens runs at n // length_divisor (tiny: 8)
 
 
 SETTINGS = {
@@ -53,6 +56,8 @@ def tiny(setting: Setting) -> Setting:
         longt5_global_block=16,
         pegasus_block=128,
         pegasus_global=8,
+        lsh_bucket=16,
+        length_divisor=8,
     )
 
 
@@ -66,6 +71,11 @@ class ModelSpec:
     settings: tuple[str, ...]
     preset: dict[str, str] = dataclasses.field(default_factory=dict)  # setting -> preset name (ours)
     full_attention: bool = False  # quadratic in n: extrapolate time and memory with exponent 2
+    length: int | None = None  # a paper row: its own input length (the --lengths apply to the others)
+
+    def point_lengths(self, setting: Setting, lengths: list[int]) -> list[int]:
+        """The input lengths this model runs at: a paper row only at its own (scaled to the setting)."""
+        return lengths if self.length is None else [self.length // setting.length_divisor]
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -88,8 +98,14 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("longt5", "LongT5 TGlobal", "longt5", ("shallow", "deep")),
         ModelSpec("pegasus-x", "PEGASUS-X", "pegasus-x", ("shallow", "deep")),
         ModelSpec("bart", "BART (n positions)", "bart", ("shallow", "deep"), full_attention=True),
+        *(
+            ModelSpec(row.preset, f"#{row.number} {row.architecture} {row.encoder} (decoder {row.decoder})",
+                      "ours", ("shallow",), {"shallow": row.preset}, row.architecture == "Vanilla", row.n)
+            for row in ROWS
+        ),
     )
 }  # fmt: skip
+TABLE2_MODELS = [row.preset for row in ROWS]  # the default models of the shallow setting
 
 
 def rescale_schedule(config: Any, n: int, block_size: int | None = -1) -> Any:
@@ -116,8 +132,11 @@ def rescale_schedule(config: Any, n: int, block_size: int | None = -1) -> Any:
 
 def our_config(spec: ModelSpec, setting: Setting, n: int) -> Any:
     """Our preset for this setting, with the setting's sizes and its schedule rescaled to n tokens."""
+    preset = spec.preset[setting.name.split(" ")[0]]
+    lsh = {"lsh_bucket_size": setting.lsh_bucket} if get_preset(preset).encoder_attention == "lsh" else {}
     config = get_preset(
-        spec.preset[setting.name.split(" ")[0]],
+        preset,
+        **lsh,
         d_model=setting.d_model,
         encoder_ffn_dim=setting.ffn,
         decoder_ffn_dim=setting.ffn,
@@ -248,3 +267,38 @@ def estimate_memory(
     act += s.decoder_layers * (target * (16 * s.d_model + 2 * s.ffn) + att * target * (target + cross))
     act += 2 * cross * s.d_model * s.decoder_layers + 3 * target * s.vocab
     return state + 1.3 * batch * act * dtype_bytes
+
+
+def _decoder_token_flops(setting: Setting, self_keys: float, cross: int) -> float:
+    """Forward FLOPs of one target token through the decoder and the LM head (the cross-attention keys and
+    values of the `cross` encoder vectors excluded: computed once per document)."""
+    s = setting
+    per_layer = 2 * (6 * s.d_model**2 + 2 * s.d_model * s.ffn) + 4 * s.d_model * (self_keys + cross)
+    return s.decoder_layers * per_layer + 2 * s.d_model * s.vocab
+
+
+def _encoder_flops(name: str, setting: Setting, n: int) -> tuple[float, int]:
+    """(forward FLOPs of one document through the encoder plus the decoder's cross-attention key/value
+    projections, the number of encoder vectors the decoder attends to)."""
+    s = setting
+    layers, cross = encoder_layout(name, setting, n)
+    flops = sum(
+        2 * m * (4 * s.d_model**2 + 2 * s.d_model * s.ffn) + 4 * m * keys * s.d_model for m, keys in layers
+    )
+    return flops + s.decoder_layers * 4 * cross * s.d_model**2, cross
+
+
+def estimate_flops(name: str, setting: Setting, n: int, batch: int, target: int) -> float:
+    """Analytic matmul FLOPs of one training forward+backward (3x the forward); within 1% of torch's
+    FlopCounterMode for the deep Blockwise and DeepPyramidion at 8k (2.90 / 1.45 TFLOP)."""
+    encoder, cross = _encoder_flops(name, setting, n)
+    return 3 * batch * (encoder + target * _decoder_token_flops(setting, target / 2 + 0.5, cross))
+
+
+def estimate_generation_flops(
+    name: str, setting: Setting, n: int, batch: int, tokens: int
+) -> tuple[float, float]:
+    """Analytic FLOPs of generating `tokens` tokens for `batch` documents with a KV cache: (the encoder, run
+    once, dense matmuls; the token-by-token decoding)."""
+    encoder, cross = _encoder_flops(name, setting, n)
+    return batch * encoder, batch * tokens * _decoder_token_flops(setting, tokens / 2, cross)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 
 import bench_models as bm
 import common
+import model_estimate
 import model_point
 import model_report
 import model_zoo as zoo
+import paper_table2
 import pytest
 
-from pyramidion_hf.presets import get_preset
+from pyramidion_hf.presets import get_preset, list_presets
 
 TINY = dataclasses.replace(zoo.tiny(zoo.SETTINGS["shallow"]), vocab=200)
 
@@ -217,3 +220,128 @@ def test_child_processes_round_robin_and_failures_recorded(tmp_path):
     timed_out = bm.run(_plan(models=["blockwise"], repeats=1, point_budget=0.5), log=lambda _: None)
     point = timed_out["points"][0]
     assert point["status"] == "failed" and "timeout" in point["reason"]
+
+
+# ---- dtype, GEMM ceiling, Table 2 (issues 13 and 17) ------------------------------------------------------
+
+
+def test_bf16_reaches_the_child_and_generates_with_bf16_weights(monkeypatch):
+    plan = _plan(dtype="bf16")
+    opts = bm.point_opts(plan, TINY, {"model": "blockwise", "n": 256, "train_batch": 1}, 0)
+    assert opts["dtype"] == "bf16"
+    seen: list = []
+    original = zoo.build_model
+
+    def spy(*args, **kwargs):
+        model = original(*args, **kwargs)
+        generate = model.generate
+        model.generate = lambda **kw: (seen.append(next(model.parameters()).dtype), generate(**kw))[1]
+        return model
+
+    monkeypatch.setattr(model_point, "build_model", spy)
+    opts.update(gen_tokens=2, target=4, count_flops=False, generate=True)
+    result = model_point.run_point(opts)
+    import torch
+
+    assert set(seen) == {torch.bfloat16} and result["dtype"] == "bf16" and result["gemm_flops_per_s"] > 0
+
+
+def test_gemm_rate_is_measured():
+    import torch
+
+    assert model_point.gemm_rate("fp32", torch.device("cpu"), runs=1) > 1e8
+
+
+def _summarized(train_s: float, flops: float, gemm: float) -> dict:
+    run = {"train_s": [train_s], "train_batch": 1, "train_mem": 1, "train_mem_abs": 2, "attn": "sdpa",
+           "dtype": "bf16", "gemm_flops_per_s": gemm}  # fmt: skip
+    point = {"setting": "deep", "model": "blockwise", "n": 8192, "params": 1e6, "status": "ok",
+             "train_flops": flops, "runs": [run]}  # fmt: skip
+    return bm.summarize(point)
+
+
+def test_ceiling_columns_come_from_the_measured_numbers():
+    p = _summarized(train_s=4.0, flops=2e12, gemm=1e12)  # ceiling 2 s of a 4 s step: 50%
+    assert p["train_ceiling_s"] == 2.0 and p["ceiling_fraction"] == 0.5 and p["dtype"] == "bf16"
+    table = model_report.markdown_table([p], "deep")
+    header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
+    row = [c.strip() for c in table.splitlines()[2].strip("|").split("|")]
+    cells = dict(zip(header, row, strict=True))
+    assert (cells["GEMM GFLOP/s"], cells["ceiling s/step"], cells["of ceiling"]) == ("1000", "2.000", "50%")
+
+
+def test_dtype_in_the_report_header_and_out_folders(tmp_path):
+    results = {"points": [], "wall_s": 1.0, "environment": {"cpu": "x", "torch": "t", "transformers": "5",
+                                                            "threads": 2}}  # fmt: skip
+    text = model_report.table2_report(results, _plan(dtype="bf16"), "cmd")
+    assert "**dtype bf16** (training: torch.autocast bfloat16" in text
+    assert "**dtype fp32**" in model_report.report({**results, "points": _points()}, _plan(), "cmd")
+    shallow, deep = [zoo.SETTINGS["shallow"]], [zoo.SETTINGS["deep"]]
+    outs = {bm.default_out(s, d) for s in (shallow, deep) for d in ("fp32", "bf16")}
+    assert {o.name for o in outs} == {"table2", "table2_bf16", "results", "bf16"}
+    (tmp_path / "models_env.json").write_text('{"plan": {"dtype": "fp32"}}')
+    bm.check_out_dtype(tmp_path, "fp32")
+    with pytest.raises(ValueError, match="holds fp32 results"):
+        bm.check_out_dtype(tmp_path, "bf16")
+
+
+def test_shallow_plan_has_the_20_rows_of_table2():
+    args = bm.parse_args(["--setting", "shallow"])
+    plan = bm.build_plan(args)
+    order, points = bm._new_points(plan)
+    assert [name for _, name, _ in order[:3]] == ["table2-1", "table2-9", "table2-12"]  # 512 tokens first
+    assert sorted(name for _, name, _ in order) == sorted(f"table2-{i}" for i in range(1, 21))
+    assert {name: n for _, name, n in order}["table2-17"] == 8192 and len(points) == 20
+    assert (plan.gen_batch, plan.gen_tokens) == (8, 512)
+    assert [bm.train_batch_for(plan, f"table2-{i}", 0) for i in (1, 2, 3)] == [16, 4, 1]
+    assert bm.build_plan(bm.parse_args(["--setting", "shallow", "--gen-tokens", "16"])).gen_tokens == 16
+    quick = bm.build_plan(bm.parse_args(["--setting", "shallow", "--quick"]))
+    assert sorted({n for _, _, n in bm._new_points(quick)[0]}) == [64, 256, 1024]
+
+
+@pytest.mark.parametrize("number", range(1, 21))
+def test_every_table2_row_builds_in_the_tiny_setting(number):
+    name = f"table2-{number}"
+    if name not in list_presets():
+        pytest.skip(f"preset {name} is not registered yet")
+    setting = dataclasses.replace(zoo.tiny(zoo.SETTINGS["shallow"]), vocab=200)
+    n = zoo.MODELS[name].point_lengths(setting, [])[0]
+    config = zoo.our_config(zoo.MODELS[name], setting, n)
+    assert config.preset == name and config.max_position_embeddings == n == paper_table2.row(number).n // 8
+
+
+def _table2_points() -> list[dict]:
+    times = {1: (1.0, 2.0), 9: (3.0, 2.0), 4: (2.0, 4.0), 6: (1.0, 1.0)}
+    return [
+        {"setting": "shallow", "model": f"table2-{k}", "n": paper_table2.row(k).n, "status": "ok",
+         "train_batch": 1, "train_s_per_sample": t, "gen_s": g, "ceiling_fraction": 0.25}
+        for k, (t, g) in times.items()
+    ]  # fmt: skip
+
+
+def test_table2_ratios_against_the_blockwise_row_of_the_same_length():
+    rows = {r["paper"].number: r for r in model_report.table2_rows(_table2_points())}
+    assert list(rows) == [1, 4, 6, 9]
+    assert rows[9]["train_ratio"] == 3.0 and rows[9]["reference"] == 1  # 512 tokens: Vanilla is Blockwise
+    assert rows[9]["paper_train_ratio"] == pytest.approx(0.19 / 0.13)
+    assert rows[9]["train_flag"] == "**differs**" and rows[9]["gen_flag"] == "ok"  # 1.00 vs 1.01
+    assert rows[6]["train_ratio"] == 0.5 and rows[6]["paper_train_ratio"] == pytest.approx(0.54 / 0.31)
+    assert rows[6]["gen_ratio"] == 0.25 and rows[4]["train_ratio"] == rows[4]["gen_ratio"] == 1.0
+    assert rows[4]["train_flag"] == rows[1]["gen_flag"] == "ok"
+    results = {"points": _table2_points(), "wall_s": 1.0,
+               "environment": {"cpu": "x", "torch": "t", "transformers": "5", "threads": 2}}  # fmt: skip
+    text = model_report.table2_report(results, _plan(), "cmd")
+    line = next(x for x in text.splitlines() if x.startswith("| #6 "))
+    assert "| 0.50 | 0.54 | 1.74 | **differs** |" in line  # ours beside the paper's
+    assert "25%" in line and "differs for #6, #9" in text
+
+
+def test_estimate_printout_from_a_stored_run():
+    plan = bm.build_plan(bm.parse_args(["--setting", "shallow"]))
+    order = [(s, name, n, bm.train_batch_for(plan, name, n)) for s, name, n in bm._new_points(plan)[0]]
+    text = model_estimate.estimate_text(plan, order, model_estimate.REFERENCE)
+    assert text.count("shallow table2-") == 20 and "expected total:" in text
+    deep = bm.build_plan(bm.parse_args(["--setting", "deep", "--lengths", "8192", "--models", "blockwise"]))
+    rates = model_estimate.fitted_rates(json.loads(model_estimate.REFERENCE.read_text()))
+    fp32 = model_estimate.point_estimate(deep, deep.settings[0], "blockwise", 8192, 1, rates)
+    assert 10 < fp32["step"] < 30  # the stored run measured 17.8 s
