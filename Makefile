@@ -9,7 +9,8 @@ export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install test test-slow lint bench bench-models bench-selection demo clean
+.PHONY: install test test-slow lint bench bench-models bench-models-bf16 bench-table2 bench-table2-bf16 \
+	bench-estimate bench-selection demo clean
 
 install: $(STAMP)
 
@@ -37,6 +38,23 @@ bench: install
 # Hours on a 2-core CPU (see benchmarks/bench_models.py); on a GPU machine use benchmarks/gpu_check.sh.
 bench-models: install
 	$(PY) benchmarks/bench_models.py
+
+# The paper's deep setting at 8k (training batch 1, generation batch 8 x 512 forced tokens), fp32 / bf16.
+PAPER_8K := --setting deep --lengths 8192 --models blockwise,deep-pyramidion,led,pegasus-x --gen-batch 8 \
+	--gen-tokens 512 --repeats 2 --steps 1 --gen-runs 1 --point-budget 1500
+bench-models-bf16: install
+	$(PY) benchmarks/bench_models.py $(PAPER_8K) --dtype bf16 --out benchmarks/results/paper_8k_bf16
+
+# Table 2 (20 shallow rows) -> benchmarks/results/table2 (table2_bf16); `make bench-estimate` sizes them first.
+bench-table2: install
+	$(PY) benchmarks/bench_models.py --setting shallow --repeats 2 --steps 2 --gen-runs 1
+bench-table2-bf16: install
+	$(PY) benchmarks/bench_models.py --setting shallow --repeats 2 --steps 2 --gen-runs 1 --dtype bf16
+
+bench-estimate: install
+	$(PY) benchmarks/bench_models.py --setting shallow --repeats 2 --steps 2 --gen-runs 1 --estimate
+	$(PY) benchmarks/bench_models.py --setting shallow --repeats 2 --steps 2 --gen-runs 1 --dtype bf16 --estimate
+	$(PY) benchmarks/bench_models.py $(PAPER_8K) --dtype bf16 --estimate
 
 # The scorer / top-k ablation on the selection task (paper Table 4): 11 configurations x 3 seeds.
 bench-selection: install

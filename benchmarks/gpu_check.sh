@@ -5,9 +5,12 @@
 # Steps, each under its own time limit: environment (nvidia-smi, versions), install (offline: wheels carried
 # in .whl/ first, e.g. transformers>=5.23 if the image's is older, then `pip install --no-index --no-deps -e .`
 # or PYTHONPATH), CUDA checks (bf16 matmul, a tiny Pyramidion: forward/backward/generate in bf16 with sdpa,
-# eager vs sdpa, cache vs no cache), the bench_models tests, then bench_models.py on the deep setting at
-# 8k-64k in bf16 with the paper's batch sizes. bench_topk.py is CPU-only (no --device): not run here.
-# Files: $OUT/gpu_check.log, $OUT/cuda_check.json, $OUT/bench/models.{md,png x2,_env.json}.
+# eager vs sdpa, cache vs no cache), the bench_models tests, then bench_models.py in bf16: the paper's deep
+# setting (DeepPyramidion, deep Blockwise, LED, PEGASUS-X at 8k and 32k; generation batch 8 x 512 forced
+# tokens at 8k) and the shallow setting (the 20 rows of Table 2 beside the paper's numbers).
+# bench_topk.py is CPU-only (no --device): not run here. Files (the device returns at most 8):
+# $OUT/gpu_check.log, $OUT/cuda_check.json, $OUT/bench/models{.md,_env.json,_time.png},
+# $OUT/table2/{table2.md,table2.png,models_env.json}.
 set -uo pipefail
 
 MODE=cuda
@@ -15,7 +18,7 @@ if [[ "${1:-}" == "--cpu" ]]; then MODE=cpu; fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 2
 OUT=${OUT:-$ROOT/gpu_check_out}
-mkdir -p "$OUT/bench"
+mkdir -p "$OUT/bench" "$OUT/table2"
 if [[ -n "${PYTHON:-}" ]]; then PY=$PYTHON
 elif [[ -x "$ROOT/.venv/bin/python" && $MODE == cpu ]]; then PY=$ROOT/.venv/bin/python
 else PY=python3; fi
@@ -175,31 +178,40 @@ check("pooling_indices_valid", valid and enc.pooled_mask.sum(1).tolist() == [32,
 json.dump({**report, "failures": failures}, open(out_path, "w"), indent=1)
 sys.exit(1 if failures else 0)
 EOF
-step cuda_check 90 "$PY" /tmp/pyramidion_cuda_check.py "$MODE" "$OUT/cuda_check.json"
+step cuda_check 60 "$PY" /tmp/pyramidion_cuda_check.py "$MODE" "$OUT/cuda_check.json"
 
 # ---- tests: the benchmark machinery with this machine's torch / transformers -----------------------------
-step pytest 90 "$PY" -m pytest -q -x -p no:cacheprovider tests/benchmarks/test_bench_models.py
+step pytest 60 "$PY" -m pytest -q -x -p no:cacheprovider tests/benchmarks/test_bench_models.py
 
-# ---- the model benchmark ----------------------------------------------------------------------------------
+# ---- the model benchmarks (bf16) -------------------------------------------------------------------------
+# Each run writes to /tmp and only the files listed above are copied to $OUT. --time-budget: no child starts
+# that would end after it, so the tables are written within the step's limit.
+DEEP=/tmp/gpu_bench_deep TABLE2=/tmp/gpu_bench_table2
+rm -rf "$DEEP" "$TABLE2"
 if [[ $MODE == cuda ]]; then
-  # Rep 1 covers every (length, model) point, shortest lengths first; rep 2 only while --time-budget lasts
-  # (no child starts that would end after it, so the tables are written within the step's limit).
-  step bench_models 360 "$PY" benchmarks/bench_models.py --device cuda --dtype bf16 --setting deep \
-    --lengths 8192,16384,32768,65536 --models blockwise,deep-pyramidion,led,pegasus-x,longt5,bart \
-    --gen-batch 8 --gen-tokens 512 --gen-lengths 8192,32768 --repeats 2 --steps 3 --gen-runs 1 \
-    --point-budget 60 --time-budget 290 --out "$OUT/bench"
+  step bench_models 190 "$PY" benchmarks/bench_models.py --device cuda --dtype bf16 --setting deep \
+    --lengths 8192,32768 --models blockwise,deep-pyramidion,led,pegasus-x --gen-batch 8 --gen-tokens 512 \
+    --gen-lengths 8192 --repeats 2 --steps 3 --gen-runs 1 --point-budget 40 --time-budget 160 --out "$DEEP"
+  step table2 190 "$PY" benchmarks/bench_models.py --device cuda --dtype bf16 --setting shallow \
+    --repeats 1 --steps 3 --gen-runs 1 --point-budget 30 --time-budget 160 --out "$TABLE2"
 else
-  step bench_models 300 "$PY" benchmarks/bench_models.py --device cpu --quick --threads 1 \
-    --models blockwise,deep-pyramidion,led,pegasus-x --out "$OUT/bench"
+  step bench_models 120 "$PY" benchmarks/bench_models.py --device cpu --quick --threads 1 --dtype bf16 \
+    --models blockwise,deep-pyramidion,led,pegasus-x --out "$DEEP"
+  step table2 120 "$PY" benchmarks/bench_models.py --device cpu --quick --threads 1 --dtype bf16 \
+    --setting shallow --models table2-1,table2-4,table2-5,table2-7,table2-10,table2-13 --gen-tokens 2 \
+    --train-batch 1 --out "$TABLE2"
 fi
+cp "$DEEP"/models.md "$DEEP"/models_env.json "$DEEP"/models_time.png "$OUT/bench/" 2> /dev/null
+cp "$TABLE2"/table2.md "$TABLE2"/table2.png "$TABLE2"/models_env.json "$OUT/table2/" 2> /dev/null
 echo "bench_topk.py: CPU-only (no --device option), not run on the GPU machine."
 
 echo "=== summary after $((SECONDS - START)) s:"
 status=0
-for name in cuda_check pytest bench_models; do
+for name in cuda_check pytest bench_models table2; do
   echo "  $name: exit ${RC[$name]:-not run}"
   [[ ${RC[$name]:-1} == 0 ]] || status=1
 done
 [[ -f $OUT/bench/models.md ]] && sed -n '/^## Headline/,/^## /p' "$OUT/bench/models.md"
-ls -la "$OUT" "$OUT/bench"
+[[ -f $OUT/table2/table2.md ]] && grep -E '^(\| #|- )' "$OUT/table2/table2.md"
+ls -la "$OUT" "$OUT/bench" "$OUT/table2"
 exit $status
