@@ -1,4 +1,5 @@
-"""pyramidion_hf.model_folder: each kind of bad saved folder is refused with the reason; the dtype choice."""
+"""pyramidion_hf.model_folder: each kind of bad saved folder is refused with the reason; the dtype choice;
+the CLI error wrapper (pyramidion_hf.cli_errors) that turns such refusals into one line."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from pyramidion_hf import PyramidionForConditionalGeneration
 from pyramidion_hf import model_folder as mf
+from pyramidion_hf.cli_errors import DEBUG_ENV, cli_main
 from pyramidion_hf.model_folder import check_model_folder, load_model_folder, resolve_dtype
 
 TENSOR = "model.encoder.layers.0.fc1.weight"
@@ -173,3 +175,36 @@ def test_cpu_probe(monkeypatch, tmp_path, cpuinfo, capability, fast):
     monkeypatch.setattr(mf, "CPUINFO", path)
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
     assert mf.cpu_has_fast_bf16() is fast
+
+
+# ------------------------------------------------------------------------------------------------ cli_errors
+
+
+def _cli(error: BaseException):
+    @cli_main("prog")
+    def main(argv):
+        assert "--debug" not in argv
+        raise error
+
+    return main
+
+
+def test_cli_main_one_line_or_traceback(monkeypatch, capsys):
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    with pytest.raises(SystemExit) as err:
+        _cli(ValueError("first line\nmore detail"))(["x"])
+    assert err.value.code == 2
+    assert capsys.readouterr().err == "prog: error: first line (run with --debug for the rest)\n"
+    with pytest.raises(SystemExit) as err:
+        _cli(FileNotFoundError("no such file: x"))([])
+    assert err.value.code == 2 and capsys.readouterr().err == "prog: error: no such file: x\n"
+    with pytest.raises(SystemExit) as err:
+        _cli(KeyboardInterrupt())([])
+    assert err.value.code == 130 and capsys.readouterr().err == "prog: interrupted\n"
+    with pytest.raises(ValueError, match="first line"):
+        _cli(ValueError("first line"))(["x", "--debug"])
+    monkeypatch.setenv(DEBUG_ENV, "1")
+    with pytest.raises(OSError):
+        _cli(OSError("disk"))([])
+    with pytest.raises(RuntimeError):  # not an expected error: its traceback always shows
+        _cli(RuntimeError("a bug"))([])
