@@ -1,14 +1,16 @@
 """Which scorer initialisation keeps a converted pretrained model working (issue 16, item 3).
 
-Pretrains a small BART on ACLSum (first `source_length` tokens of each paper -> abstract) for a fixed wall-
-clock budget, saves it, converts it with `pyramidion_hf.convert_checkpoint` to read `r x source_length`
-tokens (learned positions tiled, blocks of `source_length`, pooling back to `source_length` vectors after the
-last encoder layer) for two reduction factors r, and fine-tunes each conversion for N steps under several
-scorer initialisations, beside (a) the source BART on its own `source_length` tokens and (b) the same
-Pyramidion trained from scratch: validation loss at equal steps, wall-clock recorded. Writes
-results/warm_start.md, .json and .png.
+Pretrains a small BART on the ACLSum train papers for a fixed wall-clock budget with a seq2seq continuation
+objective (`source_length` tokens of a paper -> the next `target_length` tokens: the decoder must read the
+encoder, and thousands of distinct pairs cannot be memorised; ACLSum's 100 abstracts can, see the results
+file), saves it, converts it with `pyramidion_hf.convert_checkpoint` to read r x `source_length` tokens
+(learned positions tiled, blocks of `source_length`, pooled back to `source_length` vectors after the last
+encoder layer) for two reduction factors r, and fine-tunes each conversion for N steps under several scorer
+initialisations, beside (a) the source BART reading the last `source_length` tokens and (b) the same
+Pyramidion trained from scratch. Every arm continues the same points of the same papers; validation loss at
+equal steps, wall-clock recorded. Writes results/warm_start.md, .json and .png.
 
-    python benchmarks/warm_start.py            # the study (about 12 minutes on 2 threads)
+    python benchmarks/warm_start.py            # the study (about 10 minutes on 2 threads)
     python benchmarks/warm_start.py --quick    # tiny sizes, under a minute: checks that it works
 """
 
@@ -49,11 +51,14 @@ class Recipe:
     eval_docs: int | None
     vocab_size: int
     source_length: int  # input tokens of the source BART
-    target_length: int
+    target_length: int  # tokens to continue
     factors: tuple[int, ...]  # converted input length = factor x source_length
     d_model: int
     layers: int  # encoder and decoder layers each
     heads: int
+    pretrain_stride: int  # tokens between pretraining continuation points
+    finetune_stride: int  # ... fine-tuning points
+    eval_stride: int  # ... validation points
     pretrain_seconds: float
     pretrain_max_steps: int
     finetune_steps: int
@@ -63,35 +68,45 @@ class Recipe:
     finetune_lr: float
 
 
-FULL = Recipe(None, None, 2000, 256, 64, (2, 4), 128, 2, 4, 240.0, 100_000, 60, 15, 8, 1e-3, 3e-4)
-QUICK = Recipe(12, 6, 300, 32, 12, (2, 4), 32, 2, 2, 5.0, 8, 3, 3, 4, 1e-3, 3e-4)
+FULL = Recipe(
+    None, None, 2000, 256, 32, (2, 4), 128, 2, 4, 48, 128, 1024, 240.0, 100_000, 120, 30, 8, 1e-3, 3e-4
+)
+QUICK = Recipe(12, 6, 300, 32, 8, (2, 4), 32, 2, 2, 32, 64, 256, 5.0, 8, 3, 3, 4, 1e-3, 3e-4)
 
 
-def encode(tokenizer: Any, rows: Any, recipe: Recipe, length: int) -> dict[str, torch.Tensor]:
-    """Right-padded input_ids / attention_mask (D, length) and labels (D, target_length) (-100 = padding)."""
-    inputs = tokenizer(
-        list(rows["article"]), max_length=length, truncation=True, padding="max_length", return_tensors="pt"
-    )
-    labels = tokenizer(
-        list(rows["abstract"]),
-        max_length=recipe.target_length,
-        truncation=True,
-        padding="max_length",
-        return_tensors="pt",
-    )["input_ids"]
-    labels = labels.masked_fill(labels == tokenizer.pad_token_id, -100)
-    return {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"], "labels": labels}
+def token_streams(tokenizer: Any, rows: Any) -> list[list[int]]:
+    """The token ids of each paper body (no special tokens)."""
+    return tokenizer(list(rows["article"]), add_special_tokens=False)["input_ids"]
 
 
-def load_data(recipe: Recipe) -> tuple[Any, dict[str, Any]]:
-    """(tokenizer trained on the train split, the ACLSum train/validation rows)."""
+def continuation_pairs(
+    tokenizer: Any, streams: list[list[int]], context: int, first: int, stride: int, recipe: Recipe
+) -> dict[str, torch.Tensor]:
+    """At points p = first, first + stride, ... of every paper: input = <s> + the `context - 2` tokens before
+    p + </s> (D, context), labels = the `target_length` tokens from p (D, target_length)."""
+    bos, eos, body = tokenizer.bos_token_id, tokenizer.eos_token_id, context - 2
+    inputs, labels = [], []
+    for stream in streams:
+        for point in range(first, len(stream) - recipe.target_length + 1, stride):
+            inputs.append([bos, *stream[point - body : point], eos])
+            labels.append(stream[point : point + recipe.target_length])
+    input_ids = torch.tensor(inputs)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": torch.ones_like(input_ids),
+        "labels": torch.tensor(labels),
+    }
+
+
+def load_data(recipe: Recipe) -> tuple[Any, dict[str, list[list[int]]]]:
+    """(tokenizer trained on the train papers, token streams of the ACLSum train/validation papers)."""
     data = load_summarization_data("aclsum", split=None)
     rows = {"train": data["train"], "validation": data["validation"]}
     for split, n in (("train", recipe.train_docs), ("validation", recipe.eval_docs)):
         if n is not None:
             rows[split] = rows[split].select(range(n))
-    texts = list(rows["train"]["article"]) + list(rows["train"]["abstract"])
-    return train_tokenizer(texts, vocab_size=recipe.vocab_size), rows
+    tokenizer = train_tokenizer(list(rows["train"]["article"]), vocab_size=recipe.vocab_size)
+    return tokenizer, {split: token_streams(tokenizer, split_rows) for split, split_rows in rows.items()}
 
 
 def batches(data: dict[str, torch.Tensor], batch_size: int, steps: int, seed: int) -> list[torch.Tensor]:
@@ -128,7 +143,7 @@ def evaluate(model: Any, data: dict[str, torch.Tensor], batch_size: int) -> floa
 
 
 def pretrain(recipe: Recipe, tokenizer: Any, train: dict[str, torch.Tensor], log: Any) -> tuple[Any, dict]:
-    """A small BART trained on the summarization task for `pretrain_seconds` (or `pretrain_max_steps`)."""
+    """A small BART trained on the continuation pairs for `pretrain_seconds` (or `pretrain_max_steps`)."""
     torch.manual_seed(0)
     config = BartConfig(
         vocab_size=len(tokenizer), max_position_embeddings=recipe.source_length, d_model=recipe.d_model,
@@ -147,7 +162,8 @@ def pretrain(recipe: Recipe, tokenizer: Any, train: dict[str, torch.Tensor], log
             break
     seconds = time.perf_counter() - start
     log(f"pretrained BART: {len(losses)} steps in {seconds:.0f} s, last loss {losses[-1]:.3f}")
-    return model.eval(), {"steps": len(losses), "seconds": seconds, "final_train_loss": losses[-1]}
+    record = {"steps": len(losses), "seconds": seconds, "pairs": len(train["input_ids"])}
+    return model.eval(), {**record, "final_train_loss": losses[-1]}
 
 
 def finetune(model: Any, recipe: Recipe, train: dict, valid: dict) -> dict[str, Any]:
@@ -189,10 +205,24 @@ def arms(source_dir: Path, recipe: Recipe) -> list[tuple[str, int, str, Any]]:
 def run(recipe: Recipe, log: Any = print) -> dict[str, Any]:
     """The whole study; returns the results record."""
     load_before = os.getloadavg()
-    tokenizer, rows = load_data(recipe)
-    n = recipe.source_length
-    source_train, source_valid = (encode(tokenizer, rows[s], recipe, n) for s in ("train", "validation"))
-    source, pretraining = pretrain(recipe, tokenizer, source_train, log)
+    tokenizer, streams = load_data(recipe)
+    n, first = recipe.source_length, max(recipe.factors) * recipe.source_length - 2
+
+    def pairs(context: int) -> tuple[dict, dict]:
+        """Fine-tuning and validation pairs: the same continuation points for every arm."""
+        train = continuation_pairs(
+            tokenizer, streams["train"], context, first, recipe.finetune_stride, recipe
+        )
+        valid = continuation_pairs(
+            tokenizer, streams["validation"], context, first, recipe.eval_stride, recipe
+        )
+        return train, valid
+
+    pretraining_data = continuation_pairs(
+        tokenizer, streams["train"], n, n - 2, recipe.pretrain_stride, recipe
+    )
+    source, pretraining = pretrain(recipe, tokenizer, pretraining_data, log)
+    source_train, source_valid = pairs(n)
     results = []
     with tempfile.TemporaryDirectory() as folder:
         source.save_pretrained(folder)
@@ -206,9 +236,7 @@ def run(recipe: Recipe, log: Any = print) -> dict[str, Any]:
         data: dict[int, tuple[dict, dict]] = {}
         for arm, factor, init, make in arms(Path(folder), recipe):
             if factor not in data:
-                data[factor] = tuple(
-                    encode(tokenizer, rows[s], recipe, factor * n) for s in ("train", "validation")
-                )
+                data[factor] = pairs(factor * n)
             torch.manual_seed(0)
             record = finetune(make(), recipe, *data[factor])
             results.append({"arm": arm, "factor": factor, "input_tokens": factor * n, "init": init, **record})
@@ -238,12 +266,14 @@ def report(record: dict[str, Any], command: str) -> str:
     lines = [
         f"# Warm start: scorer initialisation of a converted BART\n\n{common.generated_by(command)}.\n",
         f"Source: a BART (d={recipe['d_model']}, {recipe['layers']}+{recipe['layers']} layers, vocab "
-        f"{recipe['vocab_size']}) pretrained on ACLSum (first {n} tokens -> abstract) for "
-        f"{pretraining['steps']} steps ({pretraining['seconds']:.0f} s). Converted to read r x {n} tokens "
-        f"(positions tiled, blocks of {n}, pooled to {n} after the last encoder layer), then fine-tuned "
-        f"{recipe['finetune_steps']} steps (AdamW {recipe['finetune_lr']}, batch {recipe['batch_size']}, the "
-        "same batches for every arm). "
-        "Loss: validation token cross-entropy (teacher forcing).\n",
+        f"{recipe['vocab_size']}) pretrained on the ACLSum train papers ({pretraining['pairs']} pairs: {n} "
+        f"tokens -> the next {recipe['target_length']}) for {pretraining['steps']} steps "
+        f"({pretraining['seconds']:.0f} s, final training loss {pretraining['final_train_loss']:.3f}). "
+        f"Converted to read r x {n} tokens (positions tiled, blocks of {n}, pooled to {n} after the last "
+        f"encoder layer), then fine-tuned {recipe['finetune_steps']} steps on the same task with r x {n} "
+        f"tokens of context (AdamW {recipe['finetune_lr']}, batch {recipe['batch_size']}, the same points "
+        f"and batches for every arm; the source BART reads the last {n} tokens). Loss: validation token "
+        "cross-entropy (teacher forcing) on the ACLSum validation papers.\n",
         f"CPU shared with other jobs ({env['threads']} threads, load average {env['load_average_before']} "
         f"before, {env['load_average']} after): wall-clock is indicative, losses at equal steps are what "
         "matter.\n",
