@@ -352,6 +352,60 @@ def _encode(
     return full, lengths
 
 
+def _featurize(
+    batch: dict[str, list[Any]],
+    indices: list[int],
+    *,
+    tokenizer: Any,
+    columns: tuple[str, str],
+    lengths: tuple[int, int],
+) -> dict[str, list[Any]]:
+    """One `Dataset.map` batch: ids of the kept rows, empty lists plus a skip reason for the others.
+
+    `columns` = (article, summary) column names, `lengths` = (max source, max target) tokens.
+    """
+    articles, summaries = batch[columns[0]], batch[columns[1]]
+    reasons = [_skip_reason(a, s, i) for a, s, i in zip(articles, summaries, indices, strict=True)]
+    keep = [i for i, reason in enumerate(reasons) if not reason]
+    sources, source_lengths = _encode(tokenizer, [articles[i] for i in keep], lengths[0], False)
+    targets, target_lengths = _encode(tokenizer, [summaries[i] for i in keep], lengths[1], True)
+    size = len(reasons)
+    out: dict[str, list[Any]] = {
+        "input_ids": [[] for _ in range(size)],
+        "labels": [[] for _ in range(size)],
+        "_source_length": [0] * size,
+        "_target_length": [0] * size,
+        "_skip": reasons,
+    }
+    for j, i in enumerate(keep):
+        out["input_ids"][i], out["labels"][i] = sources[j], targets[j]
+        out["_source_length"][i], out["_target_length"][i] = source_lengths[j], target_lengths[j]
+    out["attention_mask"] = [[1] * len(ids) for ids in out["input_ids"]]
+    return out
+
+
+def _report(mapped: datasets.Dataset, n_examples: int, lengths: tuple[int, int]) -> DataReport:
+    """The DataReport of a split mapped by `_featurize` (its `_skip` / `_*_length` columns)."""
+    max_source_length, max_target_length = lengths
+    stats = mapped.select_columns(["_skip", "_source_length", "_target_length"]).to_pandas()
+    kept = stats["_skip"] == ""
+    source_lengths = stats["_source_length"][kept].to_numpy()
+    target_lengths = stats["_target_length"][kept].to_numpy()
+    return DataReport(
+        n_examples=n_examples,
+        n_kept=int(kept.sum()),
+        skipped={reason: int((stats["_skip"] == reason).sum()) for reason in SKIP_REASONS},
+        n_truncated_source=int((source_lengths > max_source_length).sum()),
+        n_truncated_target=int((target_lengths > max_target_length).sum()),
+        max_source_length=max_source_length,
+        max_target_length=max_target_length,
+        source_tokens_median=float(np.median(source_lengths)) if len(source_lengths) else 0.0,
+        source_tokens_max=int(source_lengths.max(initial=0)),
+        target_tokens_median=float(np.median(target_lengths)) if len(target_lengths) else 0.0,
+        target_tokens_max=int(target_lengths.max(initial=0)),
+    )
+
+
 def prepare_features(
     dataset: datasets.Dataset,
     tokenizer: Any,
@@ -382,27 +436,13 @@ def prepare_features(
                 f"set {option}= to the column to use"
             )
 
-    def featurize(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
-        articles, summaries = batch[article_column], batch[summary_column]
-        reasons = [_skip_reason(a, s, i) for a, s, i in zip(articles, summaries, indices, strict=True)]
-        keep = [i for i, reason in enumerate(reasons) if not reason]
-        sources, source_lengths = _encode(tokenizer, [articles[i] for i in keep], max_source_length, False)
-        targets, target_lengths = _encode(tokenizer, [summaries[i] for i in keep], max_target_length, True)
-        size = len(reasons)
-        out: dict[str, list[Any]] = {
-            "input_ids": [[] for _ in range(size)],
-            "labels": [[] for _ in range(size)],
-            "_source_length": [0] * size,
-            "_target_length": [0] * size,
-            "_skip": reasons,
-        }
-        for j, i in enumerate(keep):
-            out["input_ids"][i], out["labels"][i] = sources[j], targets[j]
-            out["_source_length"][i], out["_target_length"][i] = source_lengths[j], target_lengths[j]
-        out["attention_mask"] = [[1] * len(ids) for ids in out["input_ids"]]
-        return out
-
     keep_columns = ["id"] if "id" in dataset.column_names else []
+    featurize = functools.partial(
+        _featurize,
+        tokenizer=tokenizer,
+        columns=(article_column, summary_column),
+        lengths=(max_source_length, max_target_length),
+    )
     mapped = dataset.map(
         featurize,
         batched=True,
@@ -412,23 +452,7 @@ def prepare_features(
         remove_columns=[c for c in dataset.column_names if c not in keep_columns],
         desc="Tokenizing",
     )
-    stats = mapped.select_columns(["_skip", "_source_length", "_target_length"]).to_pandas()
-    kept = stats["_skip"] == ""
-    source_lengths = stats["_source_length"][kept].to_numpy()
-    target_lengths = stats["_target_length"][kept].to_numpy()
-    report = DataReport(
-        n_examples=len(dataset),
-        n_kept=int(kept.sum()),
-        skipped={reason: int((stats["_skip"] == reason).sum()) for reason in SKIP_REASONS},
-        n_truncated_source=int((source_lengths > max_source_length).sum()),
-        n_truncated_target=int((target_lengths > max_target_length).sum()),
-        max_source_length=max_source_length,
-        max_target_length=max_target_length,
-        source_tokens_median=float(np.median(source_lengths)) if len(source_lengths) else 0.0,
-        source_tokens_max=int(source_lengths.max(initial=0)),
-        target_tokens_median=float(np.median(target_lengths)) if len(target_lengths) else 0.0,
-        target_tokens_max=int(target_lengths.max(initial=0)),
-    )
+    report = _report(mapped, len(dataset), (max_source_length, max_target_length))
     if report.n_skipped:
         mapped = mapped.filter(
             lambda skip: [not s for s in skip],

@@ -67,7 +67,7 @@ def trained(corpus: tuple[dict[str, Path], Path], tmp_path_factory: pytest.TempP
         "--do_train", "--do_eval", "--do_predict", "--predict_with_generate", "--lead_baseline", "--use_cpu",
         "--max_steps", "16", "--per_device_train_batch_size", "4", "--learning_rate", "3e-3",
         "--logging_steps", "1", "--save_steps", "8",
-        "--push_to_hub", "--hub_model_id", "someone/tiny-pyramidion",
+        "--push_to_hub", "--hub_model_id", "someone/tiny-pyramidion", "--hub_token", "not-a-real-token",
     )  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(
