@@ -10,7 +10,7 @@ initialisations, beside (a) the source BART reading the last `source_length` tok
 Pyramidion trained from scratch. Every arm continues the same points of the same papers; validation loss at
 equal steps, wall-clock recorded. Writes results/warm_start.md, .json and .png.
 
-    python benchmarks/warm_start.py            # the study (about 10 minutes on 2 threads)
+    python benchmarks/warm_start.py            # the study (about 8 minutes on 2 shared threads)
     python benchmarks/warm_start.py --quick    # tiny sizes, under a minute: checks that it works
 """
 
@@ -69,7 +69,7 @@ class Recipe:
 
 
 FULL = Recipe(
-    None, None, 2000, 256, 32, (2, 4), 128, 2, 4, 48, 128, 2048, 210.0, 100_000, 120, 30, 8, 1e-3, 3e-4
+    None, None, 2000, 128, 32, (2, 4), 128, 2, 4, 48, 128, 2048, 150.0, 100_000, 60, 20, 8, 1e-3, 3e-4
 )
 QUICK = Recipe(12, 6, 300, 32, 8, (2, 4), 32, 2, 2, 32, 64, 256, 5.0, 8, 3, 3, 4, 1e-3, 3e-4)
 
