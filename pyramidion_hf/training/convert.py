@@ -253,6 +253,12 @@ def convert_checkpoint(
             len(dropped),
             dropped[0],
         )
+    if model.config.model_type == "mbart":
+        logger.warning(
+            "mBART shifts labels by moving the final language code to the front; Pyramidion shifts them "
+            "BART-style (decoder_start_token_id=%s first): pass decoder_input_ids to fine-tune mBART-style.",
+            config.decoder_start_token_id,
+        )
     target.generation_config = copy.deepcopy(model.generation_config)
     target.train(model.training)
     return target
