@@ -5,15 +5,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+from ..model_folder import load_model_folder
+from ..modeling.pipeline_summarization import SummarizationPipeline
 
-from pyramidion_hf import SummarizationPipeline
 
-
-def load_pipeline(model_dir: str | Path, device: str | None = None) -> SummarizationPipeline:
-    """The summarization pipeline over a saved model folder (model + tokenizer)."""
-    model = AutoModelForSeq2SeqLM.from_pretrained(str(model_dir))
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+def load_pipeline(
+    model_dir: str | Path, device: str | None = None, dtype: str = "auto", trust_remote_code: bool = False
+) -> SummarizationPipeline:
+    """The summarization pipeline over a saved model folder (model + tokenizer), checked by
+    `load_model_folder` (a Pyramidion, complete and finite weights, a tokenizer that fits) and in its dtype
+    ("auto": bf16 where the hardware has fast bf16, see `model_folder.resolve_dtype`)."""
+    model, tokenizer = load_model_folder(
+        model_dir, dtype=dtype, trust_remote_code=trust_remote_code, device=device or "cpu"
+    )
     return SummarizationPipeline(model=model, tokenizer=tokenizer, device=device)
 
 

@@ -140,22 +140,39 @@ def saved_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "model"
 
 
-def test_summarize_cli_prints_what_generate_gives(saved_model: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_summarize_cli_prints_what_generate_gives(saved_model: Path, tmp_path: Path, dtype: str) -> None:
     text = " ".join(row["article"] for row in synthetic_rows(6, 5, "doc"))  # longer than the 64-token model
     document = tmp_path / "paper.txt"
     document.write_text(text, encoding="utf-8")
     done = run_script(
         "summarize.py", str(document), "--model", str(saved_model), "--max_new_tokens", "8",
-        "--no_repeat_ngram_size", "2",
+        "--no_repeat_ngram_size", "2", "--dtype", dtype,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
 
-    model = AutoModelForSeq2SeqLM.from_pretrained(saved_model).eval()
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    model = AutoModelForSeq2SeqLM.from_pretrained(saved_model, dtype=torch_dtype).eval()
     tokenizer = AutoTokenizer.from_pretrained(saved_model)
     inputs = tokenizer(text, truncation=True, max_length=64, return_tensors="pt")
     ids = model.generate(**inputs, max_new_tokens=8, no_repeat_ngram_size=2)
     expected = tokenizer.decode(ids[0], skip_special_tokens=True).strip()
     assert done.stdout.split() == (expected or "(empty summary)").split()
+
+
+def test_summarize_cli_refuses_a_folder_that_is_not_a_pyramidion(tmp_path: Path, tokenizer) -> None:
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    bart = BartForConditionalGeneration(
+        BartConfig(vocab_size=64, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                   decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32)
+    )  # fmt: skip
+    bart.save_pretrained(tmp_path / "bart")
+    tokenizer.save_pretrained(tmp_path / "bart")
+    (tmp_path / "paper.txt").write_text("w1 w2 w3", encoding="utf-8")
+    done = run_script("summarize.py", str(tmp_path / "paper.txt"), "--model", str(tmp_path / "bart"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "pyramidion-convert" in done.stderr.strip().splitlines()[-1]
 
 
 def test_summarize_rejects_unreadable_or_empty_documents(saved_model: Path, tmp_path: Path) -> None:
