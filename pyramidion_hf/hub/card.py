@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from ..modeling.configuration_pyramidion import PyramidionConfig
 from ..modeling.pooling import STRIDED_SCORERS
@@ -222,6 +223,30 @@ def _evaluation(parsed: Mapping[str, Any] | None, model_name: str) -> dict[str, 
     }
 
 
+def _conversion(config: PyramidionConfig) -> dict[str, Any] | None:
+    """What `pyramidion-convert` recorded in `config.converted_from` (None for a model trained from scratch):
+    the source, its Hub id when it is one (the card's `base_model`), and what the conversion changed."""
+    source = getattr(config, "converted_from", None)
+    if not isinstance(source, Mapping) or not source.get("model"):
+        return None
+    name = str(source["model"])
+    is_hub_id = "/" in name and not Path(name).exists() and not name.startswith((".", "/", "~"))
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        is_hub_id = False
+    return {
+        "model": name,
+        "hub_id": name if is_hub_id else None,
+        "architecture": source.get("architecture", "?"),
+        "source_positions": source.get("max_position_embeddings"),
+        "positions": config.max_position_embeddings,
+        "schedule": _schedule(config),
+        "pooled": bool(config.pooling_layers),
+        "led": source.get("model_type") == "led",
+    }
+
+
 def _card_data(
     slug: str,
     model_name: str,
@@ -291,7 +316,9 @@ def render_model_card(
             "metrics were given without dataset: pass dataset= (e.g. 'aclsum') to say what they measure."
         )
     results = eval_results(parsed, *dataset_info[:2]) if parsed else []
+    conversion = _conversion(config)
     card_data = _card_data(slug, model_name, results, dataset_info, widget_text, license, language)
+    card_data.base_model = conversion["hub_id"] if conversion else None
     training_rows = _training_rows({k: v for k, v in training.items() if k != "notes"}, dataset_info[1])
     notes = training.get("notes")
     content = ModelCard.from_template(
@@ -301,6 +328,7 @@ def render_model_card(
         repo_id=repo_id or f"<your-username>/{model_name}",
         variant=variant,
         variant_description=variant_description,
+        conversion=conversion,
         details_table=md_table(["Property", "Value"], _model_details(config, variant, num_parameters)),
         training_table=md_table(["Setting", "Value"], training_rows) if training_rows else "",
         training_notes=[notes] if isinstance(notes, str) and notes.strip() else [],

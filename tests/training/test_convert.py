@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import random_batch
+from conftest import random_batch, tiny_config
 from transformers import (
     BartConfig,
     BartForConditionalGeneration,
@@ -362,12 +362,28 @@ def test_converted_model_fine_tunes_generates_and_exports(converted_run):
     assert model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=4).shape[0] == 2
 
 
-@pytest.mark.xfail(
-    strict=True, reason="card: `base_model:` + conversion line from config.converted_from (hub)"
-)
-def test_exported_card_names_the_converted_checkpoint(converted_run):
+def test_exported_card_says_what_was_converted(converted_run):
+    """A local source is named as a local checkpoint (no `base_model`: it is no Hub id)."""
     _, _, exported = converted_run
     card = (exported / "README.md").read_text()
     front_matter = card.split("---")[1]
-    assert "base_model:" in front_matter
-    assert "converted from" in card.lower()
+    assert "base_model:" not in front_matter
+    assert "converted from" in card.lower() and "(a local checkpoint)" in card
+    assert "`BartForConditionalGeneration`" in card and "with `pyramidion-convert`" in card
+
+
+def test_card_of_a_model_converted_from_the_hub_names_its_base_model():
+    from pyramidion_hf.hub import render_model_card
+
+    config = tiny_config()
+    config.converted_from = {
+        "model": "facebook/bart-large-cnn",
+        "model_type": "bart",
+        "architecture": "BartForConditionalGeneration",
+        "max_position_embeddings": 1024,
+    }
+    card = render_model_card(config)
+    front_matter = card.split("---")[1]
+    assert "base_model: facebook/bart-large-cnn" in front_matter
+    assert "Converted from [facebook/bart-large-cnn](https://huggingface.co/facebook/bart-large-cnn)" in card
+    assert "trainable pooling was inserted (encoder output lengths 64 → 16)" in card
