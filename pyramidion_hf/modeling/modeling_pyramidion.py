@@ -691,20 +691,9 @@ class PyramidionForConditionalGeneration(PyramidionPreTrainedModel, GenerationMi
         loss = None
         if labels is not None:
             loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
-        return PyramidionSeq2SeqLMOutput(
-            loss=loss,
-            logits=logits,
-            cache=outputs.cache,
-            decoder_hidden_states=outputs.decoder_hidden_states,
-            decoder_attentions=outputs.decoder_attentions,
-            cross_attentions=outputs.cross_attentions,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-            encoder_hidden_states=outputs.encoder_hidden_states,
-            encoder_attentions=outputs.encoder_attentions,
-            encoder_pooled_mask=outputs.encoder_pooled_mask,
-            encoder_pooling_indices=outputs.encoder_pooling_indices,
-            encoder_pooling_weights=outputs.encoder_pooling_weights,
-        )
+        # every field of the model's output but its last hidden state, which the head turned into logits
+        rest = {name: value for name, value in outputs.items() if name != "last_hidden_state"}
+        return PyramidionSeq2SeqLMOutput(loss=loss, logits=logits, **rest)
 
     def prepare_decoder_input_ids_from_labels(self, labels: Tensor) -> Tensor:
         """Decoder inputs for labels (B, t), as used by DataCollatorForSeq2Seq."""
