@@ -1,8 +1,8 @@
 """Summarization data: ACLSum full papers, Hub datasets (arXiv/PubMed), local files, and tokenized features.
 
-Every loader returns a `datasets.DatasetDict` whose splits have the columns `article` and `abstract`
-(plus `id` where the source has one). `prepare_features` tokenizes a split and reports what it skipped
-and truncated.
+Every loader returns a `datasets.DatasetDict` (an `IterableDatasetDict` with `streaming=True`, for corpora
+larger than memory) whose splits have the columns `article` and `abstract` (plus `id` where the source has
+one). `prepare_features` tokenizes a split and reports what it skipped and truncated.
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ import codecs
 import functools
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow.parquet as pq
 
 from .metrics import split_sentences
 
@@ -181,21 +183,74 @@ def _check_utf8(path: Path) -> None:
             raise ValueError(f"cannot decode {path} as UTF-8 text (truncated at the end)") from err
 
 
-def _load_local_file(path: str | Path, split: str, cache_dir: str | None) -> datasets.Dataset:
+AnyDataset = datasets.Dataset | datasets.IterableDataset
+AnyDatasetDict = datasets.DatasetDict | datasets.IterableDatasetDict
+
+
+def dataset_columns(dataset: AnyDataset) -> list[str]:
+    """The column names of a split; a stream without declared features is asked for its first row."""
+    if dataset.column_names is not None:
+        return list(dataset.column_names)
+    return list(next(iter(dataset), {}))
+
+
+def is_saved_dataset(path: str | Path) -> bool:
+    """Whether `path` is a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`."""
     path = Path(path)
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
+def _load_saved_split(path: Path, split: str, streaming: bool) -> AnyDataset:
+    """One split of a save_to_disk folder: the Dataset itself, or the DatasetDict's `split` (or only) one."""
+    loaded = datasets.load_from_disk(str(path))
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded and len(loaded) != 1:
+            raise ValueError(f"{path} holds the splits {list(loaded)}, not {split!r}")
+        loaded = loaded[split] if split in loaded else next(iter(loaded.values()))
+    return loaded.to_iterable_dataset() if streaming else loaded
+
+
+def _load_local_file(
+    path: str | Path, split: str, cache_dir: str | None, streaming: bool = False
+) -> AnyDataset:
+    path = Path(path)
+    if is_saved_dataset(path):
+        return _load_saved_split(path, split, streaming)
     fmt = LOCAL_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(
-            f"unsupported file type {path.suffix!r} for {path}: use one of {sorted(LOCAL_FORMATS)}"
+            f"unsupported file type {path.suffix!r} for {path}: use one of {sorted(LOCAL_FORMATS)} "
+            "or a save_to_disk folder"
         )
     if not path.is_file():
         raise FileNotFoundError(f"no such data file: {path}")
+    if path.stat().st_size == 0:
+        raise _no_rows(path, split)
     if fmt != "parquet":
         _check_utf8(path)
     try:
-        return datasets.load_dataset(fmt, data_files={split: str(path)}, split=split, cache_dir=cache_dir)
+        return datasets.load_dataset(
+            fmt, data_files={split: str(path)}, split=split, cache_dir=cache_dir, streaming=streaming
+        )
     except Exception as err:  # datasets wraps parser errors in several types; name the file for the user
+        if _has_no_rows(path, fmt, err):
+            raise _no_rows(path, split) from None
         raise ValueError(f"cannot read {path} as {fmt}: {type(err).__name__}: {err}") from err
+
+
+def _no_rows(path: Path, split: str) -> ValueError:
+    """The error for a data file without rows (rather than datasets' StopIteration or 'no data')."""
+    return ValueError(f"the file {path} has no rows: put the {split} examples in it, one per row")
+
+
+def _has_no_rows(path: Path, fmt: str, error: Exception) -> bool:
+    """Whether `datasets` failed on `path` because it holds no rows (a blank or header-only file)."""
+    if fmt == "parquet":
+        try:
+            return pq.read_metadata(path).num_rows == 0
+        except (OSError, ValueError):  # not a parquet file: the load error says so
+            return False
+    return "corresponds to no data" in str(error)
 
 
 def _is_local(source: Any) -> bool:
@@ -204,17 +259,17 @@ def _is_local(source: Any) -> bool:
     if isinstance(source, Path):
         return True
     return isinstance(source, str) and (
-        Path(source).suffix.lower() in LOCAL_FORMATS or Path(source).is_file()
+        Path(source).suffix.lower() in LOCAL_FORMATS or Path(source).is_file() or is_saved_dataset(source)
     )
 
 
 def _standardize(
-    data: datasets.DatasetDict, article_column: str, summary_column: str, id_column: str | None
-) -> datasets.DatasetDict:
+    data: Mapping[str, AnyDataset], article_column: str, summary_column: str, id_column: str | None
+) -> AnyDatasetDict:
     """Keep (id,) article, abstract under those names; ValueError if a configured column is missing."""
     out = {}
     for split, dataset in data.items():
-        available = dataset.column_names
+        available = dataset_columns(dataset)
         wanted = {
             "article": (article_column, "article_column"),
             "abstract": (summary_column, "summary_column"),
@@ -234,7 +289,8 @@ def _standardize(
         if mapping:
             dataset = dataset.rename_columns(mapping)
         out[split] = dataset
-    return datasets.DatasetDict(out)
+    streamed = any(isinstance(dataset, datasets.IterableDataset) for dataset in out.values())
+    return datasets.IterableDatasetDict(out) if streamed else datasets.DatasetDict(out)
 
 
 def load_summarization_data(
@@ -247,40 +303,42 @@ def load_summarization_data(
     config_name: str | None = None,
     revision: str | None = None,
     cache_dir: str | None = None,
+    streaming: bool = False,
     **load_kwargs: Any,
-) -> datasets.DatasetDict:
+) -> AnyDatasetDict:
     """Load a summarization corpus as a DatasetDict with columns `article`, `abstract` (and `id` if present).
 
-    `source`: "aclsum" (splits train/validation/test); a local .jsonl/.json/.csv/.parquet file (split
-    "train", or `split`) or a dict split -> file; otherwise a Hub dataset name passed to
-    `datasets.load_dataset(source, config_name, split=split, revision=..., cache_dir=..., **load_kwargs)`,
-    e.g. "ccdv/arxiv-summarization" or "ccdv/pubmed-summarization" (columns article/abstract).
-    `article_column`/`summary_column`/`id_column` name the source's columns; they are renamed to
+    `source`: "aclsum" (splits train/validation/test); a local .jsonl/.json/.csv/.parquet file or
+    `save_to_disk` folder (split "train", or `split`; a saved DatasetDict keeps its splits) or a dict split ->
+    file / folder; otherwise a Hub dataset name passed to `datasets.load_dataset(source, config_name,
+    split=split, revision=..., cache_dir=..., streaming=..., **load_kwargs)`, e.g. "ccdv/arxiv-summarization"
+    (columns article/abstract). `streaming=True` returns an `IterableDatasetDict` read lazily (not for
+    aclsum). `article_column`/`summary_column`/`id_column` name the source's columns; they are renamed to
     article/abstract/id. Empty texts are kept here and skipped (and counted) by `prepare_features`.
     """
     if isinstance(source, str) and source.lower() == "aclsum":
+        if streaming:
+            raise ValueError("aclsum (250 papers) is loaded in memory: drop streaming=True")
         names = [split] if split is not None else ["train", "validation", "test"]
         data = datasets.DatasetDict({name: load_aclsum(name) for name in names})
         return _standardize(data, "article", "abstract", None)
+    if isinstance(source, (str, Path)) and split is None and (Path(source) / "dataset_dict.json").is_file():
+        saved = datasets.load_from_disk(str(source))  # a saved DatasetDict keeps its split names
+        data = {name: part.to_iterable_dataset() if streaming else part for name, part in saved.items()}
+        return _standardize(data, article_column, summary_column, id_column)
     if _is_local(source):
         files = source if isinstance(source, dict) else {split or "train": source}
         if not files:
             raise ValueError("the dict of data files is empty: map split names to files")
-        data = datasets.DatasetDict(
-            {name: _load_local_file(path, name, cache_dir) for name, path in files.items()}
-        )
+        data = {name: _load_local_file(path, name, cache_dir, streaming) for name, path in files.items()}
     else:
-        loaded = datasets.load_dataset(
+        if streaming:
+            load_kwargs["streaming"] = True
+        data = datasets.load_dataset(
             str(source), name=config_name, split=split, revision=revision, cache_dir=cache_dir, **load_kwargs
         )
-        if isinstance(loaded, datasets.Dataset):
-            loaded = datasets.DatasetDict({split.split("[")[0] if split else "train": loaded})
-        elif not isinstance(loaded, datasets.DatasetDict):
-            raise ValueError(
-                f"datasets.load_dataset({source!r}) returned a {type(loaded).__name__}; streaming datasets "
-                "are not supported here, drop streaming=True"
-            )
-        data = loaded
+        if isinstance(data, (datasets.Dataset, datasets.IterableDataset)):
+            data = {split.split("[")[0] if split else "train": data}
     return _standardize(data, article_column, summary_column, id_column)
 
 
@@ -359,15 +417,19 @@ def _featurize(
     tokenizer: Any,
     columns: tuple[str, str],
     lengths: tuple[int, int],
+    source_prefix: str = "",
 ) -> dict[str, list[Any]]:
     """One `Dataset.map` batch: ids of the kept rows, empty lists plus a skip reason for the others.
 
-    `columns` = (article, summary) column names, `lengths` = (max source, max target) tokens.
+    `columns` = (article, summary) column names, `lengths` = (max source, max target) tokens; `source_prefix`
+    goes before every kept article.
     """
     articles, summaries = batch[columns[0]], batch[columns[1]]
     reasons = [_skip_reason(a, s, i) for a, s, i in zip(articles, summaries, indices, strict=True)]
     keep = [i for i, reason in enumerate(reasons) if not reason]
-    sources, source_lengths = _encode(tokenizer, [articles[i] for i in keep], lengths[0], False)
+    sources, source_lengths = _encode(
+        tokenizer, [source_prefix + articles[i] for i in keep], lengths[0], False
+    )
     targets, target_lengths = _encode(tokenizer, [summaries[i] for i in keep], lengths[1], True)
     size = len(reasons)
     out: dict[str, list[Any]] = {
@@ -406,22 +468,37 @@ def _report(mapped: datasets.Dataset, n_examples: int, lengths: tuple[int, int])
     )
 
 
+def _prepare_stream(
+    dataset: datasets.IterableDataset, featurize: Any, remove: list[str], batch_size: int
+) -> datasets.IterableDataset:
+    """The features of a streamed split, computed lazily batch by batch, skipped rows dropped on the fly."""
+    mapped = dataset.map(
+        featurize, batched=True, batch_size=batch_size, with_indices=True, remove_columns=remove
+    )
+    kept = mapped.filter(lambda skip: [not s for s in skip], input_columns="_skip", batched=True)
+    return kept.remove_columns(["_skip", "_source_length", "_target_length"])
+
+
 def prepare_features(
-    dataset: datasets.Dataset,
+    dataset: AnyDataset,
     tokenizer: Any,
     max_source_length: int,
     max_target_length: int,
     *,
     article_column: str = "article",
     summary_column: str = "abstract",
+    source_prefix: str = "",
     batch_size: int = 256,
     num_proc: int | None = None,
-) -> tuple[datasets.Dataset, DataReport]:
+    load_from_cache_file: bool | None = None,
+) -> tuple[AnyDataset, DataReport | None]:
     """Tokenize one split for Seq2SeqTrainer: `input_ids`, `attention_mask`, `labels` (+ `id` if present).
 
     Rows whose article or summary is empty/blank/None are skipped and counted by reason; sources longer than
     `max_source_length` and summaries longer than `max_target_length` tokens (special tokens included) are
-    truncated by the tokenizer (keeping `</s>`) and counted. Batched `Dataset.map`: it scales and caches.
+    truncated by the tokenizer (keeping `</s>`) and counted. Batched `Dataset.map`: it scales and caches
+    (`load_from_cache_file=False` tokenizes again). An `IterableDataset` is tokenized lazily as it is read:
+    no `num_proc`, and no report (None) since its rows are not known in advance.
     """
     if isinstance(dataset, datasets.DatasetDict):
         raise ValueError(
@@ -429,27 +506,36 @@ def prepare_features(
         )
     if min(max_source_length, max_target_length) < 2:
         raise ValueError("max_source_length and max_target_length must be >= 2 (room for <s> and </s>)")
+    if isinstance(dataset, datasets.Dataset) and len(dataset) == 0:
+        raise ValueError(f"the split {str(dataset.split or '')!r} has no rows: give it examples")
+    columns = dataset_columns(dataset)
     for column, option in ((article_column, "article_column"), (summary_column, "summary_column")):
-        if column not in dataset.column_names:
+        if column not in columns:
             raise ValueError(
-                f"the dataset has no column {column!r} (available columns: {dataset.column_names}); "
+                f"the dataset has no column {column!r} (available columns: {columns}); "
                 f"set {option}= to the column to use"
             )
 
-    keep_columns = ["id"] if "id" in dataset.column_names else []
     featurize = functools.partial(
         _featurize,
         tokenizer=tokenizer,
         columns=(article_column, summary_column),
         lengths=(max_source_length, max_target_length),
+        source_prefix=source_prefix,
     )
+    remove = [c for c in columns if c != "id"]
+    if isinstance(dataset, datasets.IterableDataset):
+        if num_proc is not None:
+            raise ValueError("num_proc does not apply to a streamed dataset: it is tokenized lazily")
+        return _prepare_stream(dataset, featurize, remove, batch_size), None
     mapped = dataset.map(
         featurize,
         batched=True,
         batch_size=batch_size,
         with_indices=True,
         num_proc=num_proc,
-        remove_columns=[c for c in dataset.column_names if c not in keep_columns],
+        remove_columns=remove,
+        load_from_cache_file=load_from_cache_file,
         desc="Tokenizing",
     )
     report = _report(mapped, len(dataset), (max_source_length, max_target_length))
@@ -460,6 +546,7 @@ def prepare_features(
             batched=True,
             batch_size=max(batch_size, 1000),
             num_proc=num_proc,
+            load_from_cache_file=load_from_cache_file,
             desc="Dropping skipped rows",
         )
     features = mapped.remove_columns(["_skip", "_source_length", "_target_length"])

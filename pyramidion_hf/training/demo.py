@@ -136,6 +136,7 @@ def demo_arguments(
         max_train_samples=size.max_train_samples,
         max_predict_samples=size.max_predict_samples,
         lead_baseline=True,
+        no_repeat_ngram_size=3,
         repetition_penalty=REPETITION_PENALTY,
         n_bootstrap=n_bootstrap,
     )
