@@ -67,8 +67,11 @@ def _check_options(vocab_size: int, model: str, min_frequency: int, model_max_le
         raise ValueError(f"model_max_length must be >= 2 (room for <s> and </s>), got {model_max_length}")
 
 
-def _backend_and_trainer(vocab_size: int, model: str, min_frequency: int) -> tuple[Tokenizer, Any]:
-    """An untrained BPE / Unigram `tokenizers.Tokenizer` and its trainer, special tokens first (ids 0-4)."""
+def _backend_and_trainer(
+    vocab_size: int, model: str, min_frequency: int, show_progress: bool = True
+) -> tuple[Tokenizer, Any]:
+    """An untrained BPE / Unigram `tokenizers.Tokenizer` and its trainer (with a progress bar unless
+    `show_progress=False`), special tokens first (ids 0-4)."""
     specials = [
         AddedToken(SPECIAL_TOKENS[name], special=True, normalized=False, lstrip=name == "mask")
         for name in ("bos", "pad", "eos", "unk", "mask")
@@ -81,7 +84,7 @@ def _backend_and_trainer(vocab_size: int, model: str, min_frequency: int) -> tup
             min_frequency=min_frequency,
             special_tokens=specials,
             initial_alphabet=_BYTE_ALPHABET,
-            show_progress=False,
+            show_progress=show_progress,
         )
     else:
         backend = Tokenizer(models.Unigram())
@@ -90,7 +93,7 @@ def _backend_and_trainer(vocab_size: int, model: str, min_frequency: int) -> tup
             special_tokens=specials,
             unk_token=SPECIAL_TOKENS["unk"],
             initial_alphabet=_BYTE_ALPHABET,
-            show_progress=False,
+            show_progress=show_progress,
         )
     return backend, trainer
 
@@ -125,6 +128,7 @@ def train_tokenizer(
     model: str = "bpe",
     min_frequency: int = 2,
     model_max_length: int | None = None,
+    show_progress: bool = True,
 ) -> PreTrainedTokenizerFast:
     """Train a byte-level tokenizer on `texts` and wrap it as a `PreTrainedTokenizerFast`.
 
@@ -132,11 +136,12 @@ def train_tokenizer(
     `model="unigram"` is a Unigram LM over the same byte alphabet (`min_frequency` does not apply). Both keep
     the 256 byte symbols in the vocabulary, so no text is ever mapped to `<unk>` and decoding is lossless.
     `vocab_size` counts the 5 special tokens and must be at least 261. `model_max_length` is stored in the
-    tokenizer config (the model's `max_position_embeddings` is the natural value).
+    tokenizer config (the model's `max_position_embeddings` is the natural value). `show_progress` draws the
+    `tokenizers` trainer's progress bar while it trains.
     """
     _check_options(vocab_size, model, min_frequency, model_max_length)
     corpus = _first_and_rest(texts)
-    backend, trainer = _backend_and_trainer(vocab_size, model, min_frequency)
+    backend, trainer = _backend_and_trainer(vocab_size, model, min_frequency, show_progress)
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     backend.train_from_iterator(corpus, trainer=trainer)
@@ -185,6 +190,7 @@ def train_tokenizer_on_dataset(
     max_samples: int | None = None,
     article_column: str = "article",
     summary_column: str = "abstract",
+    show_progress: bool = True,
 ) -> PreTrainedTokenizerFast:
     """Train on the texts of one dataset split (`dataset_texts`); saved to `output_dir` and returned."""
     texts = list(
@@ -206,6 +212,7 @@ def train_tokenizer_on_dataset(
         model=model,
         min_frequency=min_frequency,
         model_max_length=model_max_length,
+        show_progress=show_progress,
     )
     tokenizer.save_pretrained(str(output_dir))
     return tokenizer

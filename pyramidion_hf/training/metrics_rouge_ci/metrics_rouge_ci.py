@@ -1,8 +1,9 @@
 """`evaluate` metric module: ROUGE-1/2/L/Lsum F1 (0-100) with 95 % bootstrap confidence intervals, offline.
 
-Load it by path, which never touches the Hub:
-`evaluate.load("path/to/pyramidion_hf/training/metrics_rouge_ci")` or
-`pyramidion_hf.training.metrics.load_rouge_metric()`. It wraps `pyramidion_hf.training.metrics.rouge_with_ci`.
+Load it by path, which never touches the Hub and works from any directory:
+`pyramidion_hf.training.metrics.load_rouge_metric()`, or
+`evaluate.load(str(pyramidion_hf.training.metrics.METRIC_MODULE_PATH))` (the installed folder of this file).
+It wraps `pyramidion_hf.training.metrics.rouge_with_ci`.
 """
 
 import datasets
@@ -37,7 +38,8 @@ Returns:
     dict with rouge1, rouge1_low, rouge1_high, rouge2, ..., rougeLsum_high (floats, 0-100); the point value is
     the mean over examples.
 Examples:
-    >>> metric = evaluate.load("pyramidion_hf/training/metrics_rouge_ci")
+    >>> from pyramidion_hf.training.metrics import METRIC_MODULE_PATH
+    >>> metric = evaluate.load(str(METRIC_MODULE_PATH))
     >>> scores = metric.compute(predictions=["the cat sat"], references=["the cat sat down"])
     >>> round(scores["rouge1"], 1)
     85.7
