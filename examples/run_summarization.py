@@ -28,9 +28,7 @@ checkpoints (resume), splits (features + data reports), summarization (the stage
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
-
+from pyramidion_hf.cli_errors import cli_main
 from pyramidion_hf.training.arguments import parse_args
 from pyramidion_hf.training.launch import (
     check_world_size,
@@ -41,8 +39,12 @@ from pyramidion_hf.training.launch import (
 from pyramidion_hf.training.summarization import RunResult, run
 
 
-def main(argv: Sequence[str] | None = None) -> RunResult:
-    """Parse the arguments, set the processes up and run the stages; ends a multi-process group at the end."""
+@cli_main("run_summarization.py")
+def main(argv: list[str]) -> RunResult:
+    """Parse the arguments, set the processes up and run the stages; ends a multi-process group at the end.
+
+    An expected failure (bad arguments, a folder or file that does not fit, no Hub) is one line on stderr
+    and exit status 2; --debug shows its traceback."""
     use_cpu_without_accelerator()  # before the arguments: they pick the device
     model_args, data_args, training_args = parse_args(argv)
     setup_logging(training_args)
@@ -54,7 +56,4 @@ def main(argv: Sequence[str] | None = None) -> RunResult:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as error:
-        sys.exit(f"run_summarization.py: error: {error}")
+    main()

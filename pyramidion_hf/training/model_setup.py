@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PreTrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from pyramidion_hf import PyramidionForConditionalGeneration
+from pyramidion_hf.model_folder import check_tokenizer_fits
 from pyramidion_hf.presets import get_preset
 from pyramidion_hf.training.arguments import DataArguments, ModelArguments, parse_config_overrides
 
@@ -23,19 +31,20 @@ def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
             "No tokenizer: pass --tokenizer_name (train one with examples/train_tokenizer.py) "
             "or --model_name_or_path."
         )
-    return AutoTokenizer.from_pretrained(path, trust_remote_code=model_args.trust_remote_code)
+    return AutoTokenizer.from_pretrained(path, **model_args.hub_kwargs())
 
 
 def load_saved_model(path: str | Path, model_args: ModelArguments) -> PreTrainedModel:
     """A model saved with `save_pretrained` (a run's folder, one of its checkpoints, or a Hub id)."""
     kwargs = {"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}
     return AutoModelForSeq2SeqLM.from_pretrained(
-        str(path), trust_remote_code=model_args.trust_remote_code, **kwargs
+        str(path), **model_args.hub_kwargs(), **kwargs
     )
 
 
-def build_model(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
-    """A fresh model from --preset (+ overrides; vocab and special ids from the tokenizer), or a saved one."""
+def build_config(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase) -> PreTrainedConfig:
+    """The config of the model this run trains: --preset + overrides (vocab and special ids from the
+    tokenizer), or the saved folder's; read without loading any weights."""
     if (model_args.preset is None) == (model_args.model_name_or_path is None):
         raise ValueError(
             "Pass exactly one of --preset (train from scratch) or --model_name_or_path (a saved model)."
@@ -43,7 +52,9 @@ def build_model(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase) 
     if model_args.model_name_or_path is not None:
         if model_args.config_overrides:
             raise ValueError("--config_overrides applies to --preset only; a saved model keeps its config.")
-        return load_saved_model(model_args.model_name_or_path, model_args)
+        return AutoConfig.from_pretrained(
+            model_args.model_name_or_path, **model_args.hub_kwargs()
+        )
     special = {
         "vocab_size": len(tokenizer),
         "pad_token_id": tokenizer.pad_token_id,
@@ -56,10 +67,36 @@ def build_model(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase) 
             f"The tokenizer lacks special tokens {special}: train it with examples/train_tokenizer.py."
         )
     overrides = parse_config_overrides(model_args.config_overrides)
-    config = get_preset(model_args.preset, **{**special, **overrides})
-    if model_args.attn_implementation:
-        config._attn_implementation = model_args.attn_implementation
-    return PyramidionForConditionalGeneration(config)
+    return get_preset(model_args.preset, **{**special, **overrides})
+
+
+def check_tokenizer_matches(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, model_args: ModelArguments
+) -> None:
+    """Refuse, before training, a tokenizer with more tokens or other special ids than the model has."""
+    source = Path(model_args.tokenizer_name or model_args.model_name_or_path or "the tokenizer")
+    try:
+        check_tokenizer_fits(model, tokenizer, source)
+    except ValueError as err:
+        raise ValueError(
+            f"{err} To train anyway: drop --tokenizer_name to use the model's own tokenizer, or resize the "
+            "model first (model.resize_token_embeddings(len(tokenizer)), config special ids set, "
+            "save_pretrained) and pass that folder."
+        ) from None
+
+
+def build_model(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+    """A fresh model from --preset (+ overrides; vocab and special ids from the tokenizer), or a saved one;
+    ValueError when the tokenizer does not fit it."""
+    config = build_config(model_args, tokenizer)
+    if model_args.model_name_or_path is not None:
+        model = load_saved_model(model_args.model_name_or_path, model_args)
+    else:
+        if model_args.attn_implementation:
+            config._attn_implementation = model_args.attn_implementation
+        model = PyramidionForConditionalGeneration(config)
+    check_tokenizer_matches(model, tokenizer, model_args)
+    return model
 
 
 def source_length(model: PreTrainedModel, data_args: DataArguments) -> int:

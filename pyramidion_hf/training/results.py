@@ -87,6 +87,11 @@ def training_summary(
     return summary
 
 
+def hub_repo_id(training_args: Seq2SeqTrainingArguments) -> str:
+    """The Hub repository a run uploads to: --hub_model_id, else the name of its output folder."""
+    return training_args.hub_model_id or Path(training_args.output_dir).absolute().name
+
+
 def push_run_to_hub(
     output_dir: str,
     training_args: Seq2SeqTrainingArguments,
@@ -107,7 +112,7 @@ def push_run_to_hub(
         dataset=dataset,
         overwrite=True,
     )
-    repo_id = training_args.hub_model_id or Path(output_dir).absolute().name
+    repo_id = hub_repo_id(training_args)
     logger.info("Pushing %s to the Hub as %s", repo_dir, repo_id)
     push_repo(repo_dir, repo_id, private=bool(training_args.hub_private_repo), token=training_args.hub_token)
     return Path(repo_dir)

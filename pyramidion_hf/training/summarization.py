@@ -28,17 +28,23 @@ from transformers import (
 )
 
 from pyramidion_hf.training.arguments import DataArguments, ModelArguments
-from pyramidion_hf.training.checkpoints import finished_checkpoint_state, resolve_checkpoint
+from pyramidion_hf.training.checkpoints import (
+    check_checkpoint_matches,
+    finished_checkpoint_state,
+    resolve_checkpoint,
+)
 from pyramidion_hf.training.metrics import build_compute_metrics, decode_ids, lead_summary, rouge_with_ci
 from pyramidion_hf.training.model_setup import (
+    build_config,
     build_model,
     configure_generation,
     load_saved_model,
     load_tokenizer,
     source_length,
 )
+from pyramidion_hf.training.preflight import preflight
 from pyramidion_hf.training.results import load_json, push_run_to_hub, write_json
-from pyramidion_hf.training.splits import PreparedSplits, prepare_splits
+from pyramidion_hf.training.splits import PreparedSplits, label_pad_id, prepare_splits
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +73,15 @@ class SummarizationTrainer(Seq2SeqTrainer):
 
 
 def lead_baseline(
-    articles: Sequence[str], references: Sequence[str], n_sentences: int | None, n_bootstrap: int
-) -> dict[str, float]:
+    articles: Sequence[str], references: Sequence[str], n_sentences: int | None, n_bootstrap: int,
+    disable_tqdm: bool = False,
+) -> dict[str, float]:  # fmt: skip
     """ROUGE (+ CIs) of the first sentences of each article, scored like the model, keys prefixed `lead_`."""
     kwargs = {} if n_sentences is None else {"n_sentences": n_sentences}
-    leads = [lead_summary(a, **kwargs) for a in tqdm(articles, desc="Lead baseline", leave=False)]
+    leads = [
+        lead_summary(a, **kwargs)
+        for a in tqdm(articles, desc="Lead baseline", leave=False, disable=disable_tqdm)
+    ]
     scores = rouge_with_ci(leads, list(references), n_bootstrap=n_bootstrap)
     return {f"lead_{key}": value for key, value in scores.items()}
 
@@ -108,14 +118,16 @@ def build_trainer(
         train_dataset=splits.features.get(data_args.train_split),
         eval_dataset=splits.features.get(data_args.validation_split),
         processing_class=tokenizer,
-        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
+        data_collator=DataCollatorForSeq2Seq(
+            tokenizer, model=model, label_pad_token_id=label_pad_id(tokenizer, data_args)
+        ),
         callbacks=callbacks,
         compute_metrics=compute_metrics if training_args.predict_with_generate else None,
     )
 
 
 def train(
-    trainer: Seq2SeqTrainer, checkpoint: str | None, finished: dict[str, Any] | None, n_samples: int
+    trainer: Seq2SeqTrainer, checkpoint: str | None, finished: dict[str, Any] | None, n_samples: int | None
 ) -> dict[str, Any]:
     """Train (resuming from `checkpoint`) and save the model; a `finished` checkpoint is only saved again."""
     if finished is not None:
@@ -133,7 +145,8 @@ def train(
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()
     metrics = dict(train_result.metrics)
-    metrics["train_samples"] = n_samples
+    if n_samples is not None:  # None: a streamed train split has no length
+        metrics["train_samples"] = n_samples
     metrics["train_final_loss"] = final_logged_loss(trainer.state.log_history)
     metrics["train_steps"] = trainer.state.global_step
     metrics["world_size"] = trainer.args.world_size
@@ -179,7 +192,9 @@ def write_predictions(path: Path, predictions: Sequence[str], rows: Sequence[tup
 def score_lead(trainer: Seq2SeqTrainer, splits: PreparedSplits, data_args: DataArguments) -> dict[str, Any]:
     """The Lead baseline on the test split, scored by the same metric as the model."""
     articles, references = splits.articles(data_args.test_split), splits.references(data_args.test_split)
-    metrics = lead_baseline(articles, references, data_args.lead_sentences, data_args.n_bootstrap)
+    metrics = lead_baseline(
+        articles, references, data_args.lead_sentences, data_args.n_bootstrap, trainer.args.disable_tqdm
+    )
     metrics["lead_samples"] = len(articles)
     return record(trainer, "lead", metrics)
 
@@ -220,21 +235,24 @@ def run(
         raise ValueError("Nothing to do: pass --do_train, --do_eval, --do_predict and/or --lead_baseline.")
     push = training_args.push_to_hub
     training_args.push_to_hub = False  # we push an exported repo (model card with ROUGE + CIs) at the end
+    preflight(data_args, training_args, push)
     checkpoint = resolve_checkpoint(data_args, training_args)
     finished = None
     if training_args.do_train:
         finished = finished_checkpoint_state(checkpoint, training_args.max_steps)
     set_seed(training_args.seed)
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_args)
+    if checkpoint is not None:
+        check_checkpoint_matches(checkpoint, build_config(model_args, tokenizer))
     model = prepare_model(model_args, data_args, training_args, tokenizer, checkpoint if finished else None)
-    splits = prepare_splits(data_args, training_args, tokenizer, source_length(model, data_args))
+    splits = prepare_splits(data_args, training_args, tokenizer, source_length(model, data_args), model_args)
     trainer = build_trainer(model, tokenizer, splits, data_args, training_args, callbacks)
     output_dir, main_process = Path(training_args.output_dir), trainer.is_world_process_zero()
     if main_process:
         write_json(output_dir / "data_report.json", splits.reports)
     metrics: dict[str, Any] = {"world_size": training_args.world_size}
     if training_args.do_train:
-        metrics.update(train(trainer, checkpoint, finished, len(splits.features[data_args.train_split])))
+        metrics.update(train(trainer, checkpoint, finished, splits.n_examples(data_args.train_split)))
     elif push:
         trainer.save_model()  # the Hub export reads the model from output_dir
     if training_args.do_eval:

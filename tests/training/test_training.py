@@ -76,6 +76,7 @@ def trained(corpus: tuple[dict[str, Path], Path], tmp_path_factory: pytest.TempP
             lambda api, repo_id, **kw: hub.create_repo(api, repo_id, **kw),
         )
         patch.setattr(huggingface_hub.HfApi, "upload_folder", lambda api, **kw: hub.upload_folder(api, **kw))
+        patch.setattr(huggingface_hub.HfApi, "whoami", lambda api, token=None, **kw: {"name": "someone"})
         result = run_command_line(argv)
     return result, output_dir, hub
 
