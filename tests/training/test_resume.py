@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from run_helpers import build_tokenizer, logged_losses, run_argv, write_corpus
+from run_helpers import build_tokenizer, logged_losses, run_argv, run_command_line, write_corpus
 from safetensors.torch import load_file
 
 # Runs what examples/run_summarization.py runs, with an optional pause after each step (RESUME_TEST_STEP_SLEEP
@@ -113,3 +114,33 @@ def test_sigkilled_run_resumes_to_the_same_end(tmp_path: Path) -> None:
     assert expected.keys() == final.keys()
     for name, tensor in expected.items():
         torch.testing.assert_close(final[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_rerun_refuses_another_architecture_and_skips_a_cut_checkpoint(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In-process reruns in the same output_dir: other --config_overrides are refused before training; a
+    newest checkpoint with a cut weights file is skipped (kept on disk); training resumes from the last."""
+    files = write_corpus(tmp_path / "data")
+    tokenizer = build_tokenizer(tmp_path / "tokenizer", files["train"])
+    output_dir = tmp_path / "out"
+    argv = run_argv(
+        {"train": files["train"]}, tokenizer, output_dir, "--do_train", "--use_cpu", "--max_steps", "4",
+        "--per_device_train_batch_size", "4", "--save_steps", "2", "--logging_steps", "1",
+    )  # fmt: skip
+    run_command_line(argv)
+
+    wider = [arg.replace("d_model=32", "d_model=64") for arg in argv]
+    with pytest.raises(ValueError, match="holds another architecture than this run builds") as caught:
+        run_command_line(wider)
+    assert "d_model: checkpoint 32, this run 64" in str(caught.value)
+
+    weights = output_dir / "checkpoint-4" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with caplog.at_level(logging.INFO, logger="pyramidion_hf"):
+        result = run_command_line(argv)
+    assert "model.safetensors is cut or unreadable" in caplog.text
+    assert f"Resuming from {output_dir / 'checkpoint-2'}" in caplog.text
+    assert result.metrics["train_steps"] == 4
+    assert json.loads((output_dir / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
+    load_file(weights)  # saved again, complete, by the resumed run
