@@ -37,9 +37,7 @@ def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
 def load_saved_model(path: str | Path, model_args: ModelArguments) -> PreTrainedModel:
     """A model saved with `save_pretrained` (a run's folder, one of its checkpoints, or a Hub id)."""
     kwargs = {"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}
-    return AutoModelForSeq2SeqLM.from_pretrained(
-        str(path), **model_args.hub_kwargs(), **kwargs
-    )
+    return AutoModelForSeq2SeqLM.from_pretrained(str(path), **model_args.hub_kwargs(), **kwargs)
 
 
 def build_config(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase) -> PreTrainedConfig:
@@ -52,9 +50,7 @@ def build_config(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase)
     if model_args.model_name_or_path is not None:
         if model_args.config_overrides:
             raise ValueError("--config_overrides applies to --preset only; a saved model keeps its config.")
-        return AutoConfig.from_pretrained(
-            model_args.model_name_or_path, **model_args.hub_kwargs()
-        )
+        return AutoConfig.from_pretrained(model_args.model_name_or_path, **model_args.hub_kwargs())
     special = {
         "vocab_size": len(tokenizer),
         "pad_token_id": tokenizer.pad_token_id,
