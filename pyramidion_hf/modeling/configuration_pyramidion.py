@@ -172,6 +172,31 @@ class PyramidionConfig(PreTrainedConfig):
     def check_consistency(self) -> None:
         """Raise ValueError, saying what to change, for an inconsistent configuration (run at init and when a
         model is built, so that fields edited after init are checked too)."""
+        self._check_schedule()
+        self._check_choices()
+        self._check_sparse_attention()
+        if self.scorer == "embedding":
+            check_embedding_index(self.scorer_embedding_index, self.d_model, "scorer_embedding_index")
+        try:
+            check_temperature(self.topk_temperature)
+        except ValueError as error:
+            raise ValueError(f"topk_{error}") from None
+        if self.funnel_upsample and not self.pooling_layers:
+            raise ValueError(
+                "funnel_upsample=True needs a pooling layer to upsample from; make an encoder_lengths entry "
+                "smaller than the one before it (e.g. [2048, 512])."
+            )
+        if self.decoder_position_embeddings == "learned" and self.max_target_positions < 1:
+            raise ValueError(f"max_target_positions must be >= 1, got {self.max_target_positions}.")
+        for name in ("dropout", "attention_dropout", "activation_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
+        self._check_special_token_ids()
+        if self.decoder_layers < 1:
+            raise ValueError(f"decoder_layers must be >= 1, got {self.decoder_layers}.")
+
+    def _check_schedule(self) -> None:
+        """Input length, encoder_lengths (positive, non-increasing, within the input) and block_size."""
         lengths, n = self.encoder_lengths, self.max_position_embeddings
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"max_position_embeddings must be a positive int, got {n!r}.")
@@ -205,6 +230,9 @@ class PyramidionConfig(PreTrainedConfig):
                     "full-length input splits into whole blocks; pick a divisor (e.g. 512) or "
                     "block_size=None for full attention."
                 )
+
+    def _check_choices(self) -> None:
+        """Head counts dividing d_model, and every named choice (scorer, top-k, attention, ...) known."""
         for name in ("encoder_attention_heads", "decoder_attention_heads"):
             heads = getattr(self, name)
             if not isinstance(heads, int) or heads < 1 or self.d_model % heads:
@@ -232,27 +260,6 @@ class PyramidionConfig(PreTrainedConfig):
                 f"encoder_attention={self.encoder_attention!r} never forms; use encoder_attention='dot' or "
                 "another scorer."
             )
-        self._check_sparse_attention()
-        if self.scorer == "embedding":
-            check_embedding_index(self.scorer_embedding_index, self.d_model, "scorer_embedding_index")
-        try:
-            check_temperature(self.topk_temperature)
-        except ValueError as error:
-            raise ValueError(f"topk_{error}") from None
-        if self.funnel_upsample and not self.pooling_layers:
-            raise ValueError(
-                "funnel_upsample=True needs a pooling layer to upsample from; make an encoder_lengths entry "
-                "smaller than the one before it (e.g. [2048, 512])."
-            )
-        if self.decoder_position_embeddings == "learned" and self.max_target_positions < 1:
-            raise ValueError(f"max_target_positions must be >= 1, got {self.max_target_positions}.")
-        for name in ("dropout", "attention_dropout", "activation_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
-        self._check_special_token_ids()
-        if self.decoder_layers < 1:
-            raise ValueError(f"decoder_layers must be >= 1, got {self.decoder_layers}.")
-
 
     def _check_special_token_ids(self) -> None:
         """pad/bos/eos/decoder_start ids (None allowed; eos may be a list) must index the vocabulary."""
