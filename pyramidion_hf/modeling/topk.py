@@ -285,6 +285,57 @@ def _order_by_index(mask: Tensor, indices: Tensor) -> Tensor:
     return key.argsort(dim=1, stable=True)
 
 
+class _Slots(NamedTuple):
+    """The tournament's m slots: score, mask, dominating input index and its coefficient (B, m); and per slot
+    the input positions ("leaves", B x m x total/m) it is made of, with their coefficients."""
+
+    scores: Tensor
+    mask: Tensor
+    index: Tensor
+    weight: Tensor
+    leaves: Tensor
+    coef: Tensor
+
+    def permute(self, order: Tensor) -> _Slots:
+        """The slots in the order (B, m)."""
+        gathered = (x.gather(1, order) for x in self[:4])
+        return _Slots(*gathered, _rows(self.leaves, order), _rows(self.coef, order))
+
+
+def _round_order(slots: _Slots, sort: bool, first_round: bool) -> Tensor | None:
+    """Order of the slots before a round: by score, descending (stable); without sorting, real slots first
+    in the first round and the current order after (None)."""
+    if sort:
+        key = slots.scores.detach().masked_fill(~slots.mask, -math.inf)
+        return key.sort(dim=1, descending=True, stable=True).indices
+    if first_round:
+        return (~slots.mask).to(torch.uint8).sort(dim=1, stable=True).indices  # reals first, order kept
+    return None
+
+
+def _play_round(slots: _Slots, temperature: float, weighting: str, base: float) -> _Slots:
+    """One round: slot i meets slot m-1-i and the pair merges into y = w*x_i + (1-w)*x_j (m -> m/2)."""
+    half = slots.scores.shape[1] // 2
+
+    def pairs(x: Tensor) -> tuple[Tensor, Tensor]:
+        return x[:, :half], x[:, half:].flip(1)
+
+    (vi, vj), (mi, mj) = pairs(slots.scores), pairs(slots.mask)
+    w = _pair_weight(vi, vj, temperature, weighting, base)
+    w = torch.where(mi & mj, w, mi.to(w.dtype))  # a real beats a pad with weight exactly 1
+    first_wins = w >= 0.5
+    (index_i, index_j), (weight_i, weight_j) = pairs(slots.index), pairs(slots.weight)
+    (leaves_i, leaves_j), (coef_i, coef_j) = pairs(slots.leaves), pairs(slots.coef)
+    return _Slots(
+        scores=w * vi + (1 - w) * vj,
+        mask=mi | mj,
+        index=torch.where(first_wins, index_i, index_j),
+        weight=torch.where(first_wins, weight_i * w, weight_j * (1 - w)),
+        leaves=torch.cat([leaves_i, leaves_j], dim=2),
+        coef=torch.cat([coef_i * w.unsqueeze(-1), coef_j * (1 - w).unsqueeze(-1)], dim=2),
+    )
+
+
 def successive_halving_topk(
     hidden: Tensor,
     scores: Tensor,
@@ -314,57 +365,32 @@ def successive_halving_topk(
     batch, n, _ = hidden.shape
     if n == 0:
         return _masked_output(hidden, scores, k)
-    device = scores.device
     rounds = _num_rounds(n, k)
-    total = k << rounds
-    work = _work_dtype(scores)
-
-    # Current slots (B, m): score, mask, dominating input index and its coefficient; plus, per slot, the
-    # (B, m, total/m) input positions ("leaves") it is made of and their coefficients.
-    cur_scores = F.pad(_finite_scores(scores, valid, work), (0, total - n))
+    total, work = k << rounds, _work_dtype(scores)
+    start = torch.arange(total, device=scores.device).expand(batch, total)
     cur_mask = F.pad(valid, (0, total - n), value=False)
-    cur_index = torch.arange(total, device=device).expand(batch, total)
-    cur_weight = cur_mask.to(work)
-    leaves = cur_index.unsqueeze(-1)
-    coef = cur_weight.unsqueeze(-1)
+    slots = _Slots(
+        F.pad(_finite_scores(scores, valid, work), (0, total - n)),
+        cur_mask,
+        start,
+        cur_mask.to(work),
+        start.unsqueeze(-1),
+        cur_mask.to(work).unsqueeze(-1),
+    )
     for r in range(rounds):
-        m = cur_scores.shape[1]
-        half = m // 2
-        if sort:
-            key = cur_scores.detach().masked_fill(~cur_mask, -math.inf)
-            order = key.sort(dim=1, descending=True, stable=True).indices
-        elif r == 0:
-            order = (~cur_mask).to(torch.uint8).sort(dim=1, stable=True).indices  # reals first, order kept
-        else:
-            order = None
-        if order is not None:
-            cur_scores, cur_mask = cur_scores.gather(1, order), cur_mask.gather(1, order)
-            cur_index, cur_weight = cur_index.gather(1, order), cur_weight.gather(1, order)
-            leaves, coef = _rows(leaves, order), _rows(coef, order)
-        vi, vj = cur_scores[:, :half], cur_scores[:, half:].flip(1)
-        mi, mj = cur_mask[:, :half], cur_mask[:, half:].flip(1)
-        w = _pair_weight(vi, vj, temperature, weighting, base)
-        w = torch.where(mi & mj, w, mi.to(work))  # a real beats a pad with weight exactly 1
-        first_wins = w >= 0.5
-        cur_scores = w * vi + (1 - w) * vj
-        cur_mask = mi | mj
-        cur_index = torch.where(first_wins, cur_index[:, :half], cur_index[:, half:].flip(1))
-        cur_weight = torch.where(first_wins, cur_weight[:, :half] * w, cur_weight[:, half:].flip(1) * (1 - w))
-        leaves = torch.cat([leaves[:, :half], leaves[:, half:].flip(1)], dim=2)
-        coef = torch.cat(
-            [coef[:, :half] * w.unsqueeze(-1), coef[:, half:].flip(1) * (1 - w).unsqueeze(-1)], 2
-        )
+        order = _round_order(slots, sort, first_round=r == 0)
+        slots = _play_round(slots if order is None else slots.permute(order), temperature, weighting, base)
 
-    order = _order_by_index(cur_mask, cur_index)
-    out_mask = cur_mask.gather(1, order)
+    order = _order_by_index(slots.mask, slots.index)
+    out_mask = slots.mask.gather(1, order)
     hidden = _zero_masked_rows(hidden, valid)
-    out_hidden = _SlotCombine.apply(hidden, _rows(leaves, order), _rows(coef, order))
+    out_hidden = _SlotCombine.apply(hidden, _rows(slots.leaves, order), _rows(slots.coef, order))
     return TopKOutput(
         hidden=out_hidden,
-        scores=torch.where(out_mask, cur_scores.gather(1, order), 0.0).to(scores.dtype),
+        scores=torch.where(out_mask, slots.scores.gather(1, order), 0.0).to(scores.dtype),
         mask=out_mask,
-        indices=torch.where(out_mask, cur_index.gather(1, order), -1),
-        weights=torch.where(out_mask, cur_weight.gather(1, order), 0.0).to(scores.dtype),
+        indices=torch.where(out_mask, slots.index.gather(1, order), -1),
+        weights=torch.where(out_mask, slots.weight.gather(1, order), 0.0).to(scores.dtype),
     )
 
 
