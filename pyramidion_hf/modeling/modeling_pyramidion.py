@@ -332,6 +332,20 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
             hidden = self.layernorm_embedding(hidden)
         return F.dropout(hidden, p=self.config.dropout, training=self.training)
 
+    def _checked_inputs(
+        self, input_ids: Tensor | None, attention_mask: Tensor | None, embeds: Tensor | None, attentions: bool
+    ) -> tuple[Tensor, Tensor]:
+        """Token embeddings (B, n, d) and the bool mask (B, n) of the input (ids or embeddings), checked."""
+        if (input_ids is None) == (embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds to the encoder.")
+        if embeds is None:
+            check_token_ids(self.config, input_ids, "input_ids")
+            embeds = self.embed_tokens(input_ids)
+        mask = check_encoder_inputs(self.config, embeds, attention_mask, attentions)
+        if input_ids is not None:
+            check_content(self.config, input_ids, mask)
+        return embeds, mask
+
     @can_return_tuple
     def forward(
         self,
@@ -346,16 +360,10 @@ class PyramidionEncoder(PyramidionPreTrainedModel):
         PyramidionEncoderOutput with last_hidden_state (B, k, d) and pooled_mask (B, k)."""
         output_attentions = config_flag(output_attentions, self.config, "output_attentions")
         output_hidden_states = config_flag(output_hidden_states, self.config, "output_hidden_states")
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of input_ids or inputs_embeds to the encoder.")
-        if inputs_embeds is None:
-            check_token_ids(self.config, input_ids, "input_ids")
-            inputs_embeds = self.embed_tokens(input_ids)
-        input_mask = check_encoder_inputs(self.config, inputs_embeds, attention_mask, output_attentions)
-        if input_ids is not None:
-            check_content(self.config, input_ids, input_mask)
-        mask = input_mask
-        batch, length = mask.shape
+        inputs_embeds, input_mask = self._checked_inputs(
+            input_ids, attention_mask, inputs_embeds, output_attentions
+        )
+        mask, (batch, length) = input_mask, input_mask.shape
         hidden = self._embed(inputs_embeds)
         positions = torch.arange(length, device=hidden.device).expand(batch, length)  # carried by pooling
 
