@@ -479,6 +479,27 @@ def _prepare_stream(
     return kept.remove_columns(["_skip", "_source_length", "_target_length"])
 
 
+def _check_split(dataset: AnyDataset, lengths: tuple[int, int], columns: tuple[str, str]) -> list[str]:
+    """Refuse what prepare_features cannot tokenize (a DatasetDict, lengths < 2, no rows, missing columns);
+    return the split's columns."""
+    if isinstance(dataset, datasets.DatasetDict):
+        raise ValueError(
+            "prepare_features takes one split (a Dataset); call it per split, e.g. on data['train']"
+        )
+    if min(lengths) < 2:
+        raise ValueError("max_source_length and max_target_length must be >= 2 (room for <s> and </s>)")
+    if isinstance(dataset, datasets.Dataset) and len(dataset) == 0:
+        raise ValueError(f"the split {str(dataset.split or '')!r} has no rows: give it examples")
+    available = dataset_columns(dataset)
+    for column, option in zip(columns, ("article_column", "summary_column"), strict=True):
+        if column not in available:
+            raise ValueError(
+                f"the dataset has no column {column!r} (available columns: {available}); "
+                f"set {option}= to the column to use"
+            )
+    return available
+
+
 def prepare_features(
     dataset: AnyDataset,
     tokenizer: Any,
@@ -500,22 +521,7 @@ def prepare_features(
     (`load_from_cache_file=False` tokenizes again). An `IterableDataset` is tokenized lazily as it is read:
     no `num_proc`, and no report (None) since its rows are not known in advance.
     """
-    if isinstance(dataset, datasets.DatasetDict):
-        raise ValueError(
-            "prepare_features takes one split (a Dataset); call it per split, e.g. on data['train']"
-        )
-    if min(max_source_length, max_target_length) < 2:
-        raise ValueError("max_source_length and max_target_length must be >= 2 (room for <s> and </s>)")
-    if isinstance(dataset, datasets.Dataset) and len(dataset) == 0:
-        raise ValueError(f"the split {str(dataset.split or '')!r} has no rows: give it examples")
-    columns = dataset_columns(dataset)
-    for column, option in ((article_column, "article_column"), (summary_column, "summary_column")):
-        if column not in columns:
-            raise ValueError(
-                f"the dataset has no column {column!r} (available columns: {columns}); "
-                f"set {option}= to the column to use"
-            )
-
+    columns = _check_split(dataset, (max_source_length, max_target_length), (article_column, summary_column))
     featurize = functools.partial(
         _featurize,
         tokenizer=tokenizer,
@@ -529,15 +535,9 @@ def prepare_features(
             raise ValueError("num_proc does not apply to a streamed dataset: it is tokenized lazily")
         return _prepare_stream(dataset, featurize, remove, batch_size), None
     mapped = dataset.map(
-        featurize,
-        batched=True,
-        batch_size=batch_size,
-        with_indices=True,
-        num_proc=num_proc,
-        remove_columns=remove,
-        load_from_cache_file=load_from_cache_file,
-        desc="Tokenizing",
-    )
+        featurize, batched=True, batch_size=batch_size, with_indices=True, num_proc=num_proc,
+        remove_columns=remove, load_from_cache_file=load_from_cache_file, desc="Tokenizing",
+    )  # fmt: skip
     report = _report(mapped, len(dataset), (max_source_length, max_target_length))
     if report.n_skipped:
         mapped = mapped.filter(
