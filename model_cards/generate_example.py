@@ -21,7 +21,7 @@ import torch
 from pyramidion_hf.hub import export_repo
 from pyramidion_hf.modeling.configuration_pyramidion import PyramidionConfig
 from pyramidion_hf.modeling.modeling_pyramidion import PyramidionForConditionalGeneration
-from pyramidion_hf.training.data import load_aclsum
+from pyramidion_hf.training.aclsum import load_aclsum
 from pyramidion_hf.training.metrics import DEFAULT_LEAD_SENTENCES, lead_summary, rouge_with_ci
 from pyramidion_hf.training.tokenizer import train_tokenizer
 

@@ -38,6 +38,7 @@ class DemoSize:
     max_predict_samples: int | None
     generation_max_length: int
     max_train_minutes: float
+    bf16: bool = False  # autocast training (fp32 master weights) on hardware with fast bf16
 
 
 FULL = DemoSize(
@@ -58,6 +59,10 @@ FULL = DemoSize(
     generation_max_length=160,
     max_train_minutes=7.0,
 )
+# bf16 on CPUs with AVX512-BF16 / AMX: a step costs less, so the same ~10 minutes buy more steps (measured:
+# benchmarks/results/bf16_loss_curve.md)
+FULL_BF16_STEPS = 400
+FULL_BF16 = dataclasses.replace(FULL, bf16=True, max_steps=FULL_BF16_STEPS)
 SMOKE = DemoSize(
     max_source_length=256,
     encoder_lengths=(256, 64),
@@ -96,12 +101,12 @@ class TimeLimit(TrainerCallback):
         return control
 
 
-def demo_size(smoke: bool = False, **overrides: Any) -> DemoSize:
-    """The profile (`SMOKE` or `FULL`) with the given fields replaced (None = keep).
+def demo_size(smoke: bool = False, bf16: bool = False, **overrides: Any) -> DemoSize:
+    """The profile (`SMOKE`, `FULL`, or `FULL_BF16` when `bf16`) with the given fields replaced (None = keep).
 
     A new `max_source_length` without `encoder_lengths` scales the profile's encoder lengths with it.
     """
-    base = SMOKE if smoke else FULL
+    base = dataclasses.replace(SMOKE, bf16=bf16) if smoke else FULL_BF16 if bf16 else FULL
     values = {key: value for key, value in overrides.items() if value is not None}
     if "encoder_lengths" in values:
         values["encoder_lengths"] = tuple(values["encoder_lengths"])
@@ -169,4 +174,5 @@ def demo_training_arguments(size: DemoSize, model_dir: Path, seed: int) -> Seq2S
         dataloader_num_workers=0,
         dataloader_pin_memory=False,
         use_cpu=not torch.cuda.is_available(),
+        bf16=size.bf16,
     )

@@ -16,7 +16,8 @@ import datasets
 from transformers import PreTrainedTokenizerBase, Seq2SeqTrainingArguments
 
 from pyramidion_hf.training.arguments import DataArguments, ModelArguments
-from pyramidion_hf.training.data import AnyDataset, load_summarization_data, prepare_features
+from pyramidion_hf.training.data import AnyDataset, load_summarization_data
+from pyramidion_hf.training.features import prepare_features
 
 logger = logging.getLogger(__name__)
 

@@ -9,15 +9,9 @@ import pandas as pd
 import pytest
 from aclsum import ACLSum
 
-from pyramidion_hf.training.data import (
-    LEAK_MIN_WORDS,
-    DataReport,
-    load_aclsum,
-    load_summarization_data,
-    longest_shared_run,
-    prepare_features,
-    strip_abstract,
-)
+from pyramidion_hf.training.aclsum import LEAK_MIN_WORDS, load_aclsum, longest_shared_run, strip_abstract
+from pyramidion_hf.training.data import load_summarization_data
+from pyramidion_hf.training.features import DataReport, prepare_features
 from pyramidion_hf.training.tokenizer import train_tokenizer
 
 

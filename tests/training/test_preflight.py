@@ -31,7 +31,8 @@ from pyramidion_hf.training.checkpoints import (
     last_complete_checkpoint,
     resolve_checkpoint,
 )
-from pyramidion_hf.training.data import load_summarization_data, prepare_features
+from pyramidion_hf.training.data import load_summarization_data
+from pyramidion_hf.training.features import prepare_features
 from pyramidion_hf.training.model_setup import build_model, load_tokenizer
 from pyramidion_hf.training.preflight import check_hub_access, check_output_dir
 

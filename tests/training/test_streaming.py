@@ -9,7 +9,8 @@ import datasets
 import pytest
 from run_helpers import build_tokenizer, run_argv, run_command_line, synthetic_rows, write_corpus
 
-from pyramidion_hf.training.data import load_summarization_data, prepare_features
+from pyramidion_hf.training.data import load_summarization_data
+from pyramidion_hf.training.features import prepare_features
 
 
 @pytest.fixture(scope="module")

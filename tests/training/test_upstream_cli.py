@@ -16,7 +16,7 @@ from run_helpers import EXAMPLES, run_command_line, synthetic_rows, write_jsonl
 from pyramidion_hf.modeling.modeling_pyramidion import PyramidionForConditionalGeneration
 from pyramidion_hf.presets import get_preset
 from pyramidion_hf.training.arguments import parse_args
-from pyramidion_hf.training.data import prepare_features
+from pyramidion_hf.training.features import prepare_features
 from pyramidion_hf.training.tokenizer import train_tokenizer
 
 TINY = dict(
