@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 # Before transformers is imported: no Hub, and remote code loaded by the tests goes to a private module cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -69,6 +73,25 @@ def random_batch(lengths: list[int], vocab_size: int, seed: int = 0, pad_to: int
         ids[row, length - 1] = 2
         mask[row, :length] = 1
     return ids, mask
+
+
+def run_without_package(code: str, *args: str, cwd: Path) -> dict[str, Any]:
+    """Run `python -c code args` where `import pyramidion_hf` fails (the code sets
+    sys.modules["pyramidion_hf"] = None), offline, with a private remote-code cache under `cwd`; return the
+    JSON its last line prints."""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_MODULES_CACHE": str(cwd / "modules"),
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture

@@ -151,13 +151,15 @@ class RepresentationPooling(nn.Module):
             hidden = F.layer_norm(hidden, (self.d_model,))
         if mask is None:
             mask = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
-        return self._score(hidden, mask.bool(), attention_received)
+        # scores in the scorer's own dtype (fp32 master weights under autocast): bf16 scores tie and flip
+        with torch.autocast(hidden.device.type, enabled=False):
+            return self._score(hidden, mask.bool(), attention_received)
 
     def _linear_scores(self, hidden: Tensor, mask: Tensor, received: Tensor | None) -> Tensor:
-        return self.score_proj(hidden).squeeze(-1)
+        return self.score_proj(hidden.to(self.score_proj.weight.dtype)).squeeze(-1)
 
     def _nonlinear_scores(self, hidden: Tensor, mask: Tensor, received: Tensor | None) -> Tensor:
-        return self.score_proj(torch.tanh(self.dense(hidden))).squeeze(-1)
+        return self.score_proj(torch.tanh(self.dense(hidden.to(self.dense.weight.dtype)))).squeeze(-1)
 
     def _power_scores(self, hidden: Tensor, mask: Tensor, received: Tensor | None) -> Tensor:
         if received is None:

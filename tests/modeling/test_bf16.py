@@ -81,3 +81,17 @@ def test_bf16_weights_generate_like_fp32_on_a_trained_enough_model():
     assert (bf16.float().argmax(-1) == fp32.argmax(-1)).float().mean() > 0.8
     assert torch.allclose(bf16.float(), fp32, atol=0.15 * fp32.abs().max().item())
     assert tokens.shape[0] == 3
+
+
+@pytest.mark.parametrize("scorer", ["linear", "nonlinear"])
+def test_scorers_compute_fp32_scores_under_autocast(scorer):
+    """Under autocast the scorer runs in its fp32 master weights: bf16 scores would tie and flip selections."""
+    from pyramidion_hf.modeling.pooling import RepresentationPooling
+
+    pool = RepresentationPooling(16, 4, scorer=scorer)
+    hidden = torch.randn(2, 32, 16).to(torch.bfloat16)  # what a bf16 layer hands over
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = pool.score(hidden)
+    assert scores.dtype == torch.float32
+    assert torch.allclose(scores, pool.score(hidden.float()), atol=1e-6)
+    assert pool.to(torch.bfloat16).score(hidden).dtype == torch.bfloat16  # bf16 weights: bf16 inference

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 
 import torch
-from conftest import random_batch, tiny_model
+from conftest import random_batch, run_without_package, tiny_model
 
 from pyramidion_hf import SummarizationPipeline
 
@@ -69,24 +67,7 @@ def test_saved_folder_loads_and_generates_without_the_package(tmp_path, tokenize
     ids, mask = random_batch([64, 30, 9], 64)
     torch.save({"input_ids": ids, "attention_mask": mask}, folder / "inputs.pt")
 
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "HF_MODULES_CACHE": str(tmp_path / "modules"),
-        "OMP_NUM_THREADS": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-    env.pop("PYTHONPATH", None)
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, str(folder), str(resave)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    child = json.loads(result.stdout.strip().splitlines()[-1])
+    child = run_without_package(CHILD, str(folder), str(resave), cwd=tmp_path)
 
     assert child["config_class"].startswith("transformers_modules.")
     assert child["config_class"].endswith("configuration_pyramidion.PyramidionConfig")

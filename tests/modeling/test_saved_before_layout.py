@@ -4,13 +4,11 @@ commit 1bad1f9, with its inputs, beam-search tokens and logits) loads and comput
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
+from conftest import run_without_package
 from transformers import AutoModelForSeq2SeqLM
 
 from pyramidion_hf import PyramidionForConditionalGeneration
@@ -58,13 +56,7 @@ print(json.dumps({"module": type(model).__module__, "generated": out.tolist()}))
 
 def test_old_folder_loads_as_its_own_remote_code_without_the_package(tmp_path):
     folder = shutil.copytree(FOLDER, tmp_path / "model")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    env.pop("PYTHONPATH", None)
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, str(folder)], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    child = json.loads(result.stdout.strip().splitlines()[-1])
+    child = run_without_package(CHILD, str(folder), cwd=tmp_path)
     assert child["module"].startswith("transformers_modules.")
     assert child["generated"] == _expected()["generated"]
 

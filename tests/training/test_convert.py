@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import random_batch, tiny_config
+from conftest import random_batch, run_without_package, tiny_config
 from transformers import (
     BartConfig,
     BartForConditionalGeneration,
@@ -245,18 +245,7 @@ def test_pooled_conversion_saves_reloads_trains_and_generates(model_type, tmp_pa
     generate = dict(max_new_tokens=5, num_beams=2)
     generated = converted.generate(input_ids=ids, attention_mask=mask, **generate)
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    env.pop("PYTHONPATH", None)
-    child = subprocess.run(
-        [sys.executable, "-c", REMOTE_CHILD, str(folder)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert child.returncode == 0, child.stderr[-3000:]
-    result = json.loads(child.stdout.strip().splitlines()[-1])
+    result = run_without_package(REMOTE_CHILD, str(folder), cwd=tmp_path)
     assert torch.allclose(torch.tensor(result["logits"]), expected.flatten(), atol=1e-5)
     assert result["generated"] == generated.tolist()
 
