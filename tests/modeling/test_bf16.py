@@ -85,7 +85,7 @@ def test_bf16_weights_generate_like_fp32_on_a_trained_enough_model():
 
 @pytest.mark.parametrize("scorer", ["linear", "nonlinear"])
 def test_scorers_compute_fp32_scores_under_autocast(scorer):
-    """Under autocast the scorer runs in its fp32 master weights: bf16 scores would tie and flip selections."""
+    """Under autocast the scorer runs in its fp32 master weights (bf16 scores would tie and flip picks)."""
     from pyramidion_hf.modeling.pooling import RepresentationPooling
 
     pool = RepresentationPooling(16, 4, scorer=scorer)
