@@ -2,11 +2,12 @@
 and batches trained with Seq2SeqTrainer in fp32 and under autocast bf16 (`--bf16 --use_cpu` on CPU), the loss
 of every step side by side, and the seconds per step of each. Writes results/bf16_loss_curve.{md,json,png}.
 
-    python benchmarks/bf16_loss_curve.py              # 200 steps of the demo recipe in each dtype (~15 min)
+    python benchmarks/bf16_loss_curve.py              # 200 steps, seeds 42 and 43, each dtype (~12 min)
     python benchmarks/bf16_loss_curve.py --quick      # the SMOKE recipe, seconds: checks that it works
 
-"Within noise": the two curves are compared with the step-to-step noise of the fp32 curve itself (the
-standard deviation of its differences from a 9-step running mean), over windows of 20 steps.
+"Within noise": per window of 20 steps, the bf16 - fp32 difference of each seed beside the difference
+between the two fp32 runs of different seeds (what a change of seed alone moves the curve), and the
+step-to-step noise of an fp32 curve (std of its differences from a 9-step running mean).
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ class LossLog(TrainerCallback):
 
 def train_curve(size: Any, work: Path, tokenizer: Any, seed: int) -> dict[str, Any]:
     """Train the demo recipe at `size` (its `bf16` field sets the dtype); loss per step and s/step."""
+    out = work / f"{'bf16' if size.bf16 else 'fp32'}-{seed}"
     model_args, data_args, training_args = demo_arguments(
-        size, work / ("bf16" if size.bf16 else "fp32"), preset="pyramidion", seed=seed, n_bootstrap=0
+        size, out, preset="pyramidion", seed=seed, n_bootstrap=0
     )
     data_args.lead_baseline = False
     training_args.do_predict, training_args.logging_steps, training_args.save_strategy = False, 1, "no"
@@ -81,11 +83,22 @@ def windows(fp32: list[float], bf16: list[float]) -> list[dict[str, float]]:
 
 
 def report(record: dict[str, Any]) -> str:
-    """The markdown table: window means, the fp32 noise, the speed of each dtype."""
-    fp32, bf16 = record["runs"]["fp32"], record["runs"]["bf16"]
-    sigma = noise(fp32["losses"])
+    """The markdown table: window means per seed and dtype, the differences, the noise, the speed."""
+    seeds = list(record["runs"])
+    runs = record["runs"]
+    sigma = noise(runs[seeds[0]]["fp32"]["losses"])
     window_sigma = sigma / WINDOW**0.5
-    worst = max(abs(row["diff"]) for row in record["windows"])
+    seed_windows = windows(runs[seeds[0]]["fp32"]["losses"], runs[seeds[-1]]["fp32"]["losses"])
+    by_seed = {seed: windows(runs[seed]["fp32"]["losses"], runs[seed]["bf16"]["losses"]) for seed in seeds}
+    header = " | ".join(f"seed {seed} fp32 | seed {seed} bf16 - fp32" for seed in seeds)
+    rows = []
+    for i, row in enumerate(seed_windows):
+        cells = " | ".join(f"{by_seed[s][i]['fp32']:.4f} | {by_seed[s][i]['diff']:+.4f}" for s in seeds)
+        rows.append(f"| {row['steps']} | {cells} | {row['diff']:+.4f} |")
+    worst_seed = max(abs(row["diff"]) for row in seed_windows)
+    worst = {seed: max(abs(row["diff"]) for row in by_seed[seed]) for seed in seeds}
+    speed_fp32 = statistics.fmean(runs[seed]["fp32"]["s_per_step"] for seed in seeds)
+    speed_bf16 = statistics.fmean(runs[seed]["bf16"]["s_per_step"] for seed in seeds)
     lines = [
         "# bf16 vs fp32 training of the demo recipe",
         "",
@@ -98,21 +111,21 @@ def report(record: dict[str, Any]) -> str:
         f"{record['environment']['env'].get('OMP_WAIT_POLICY', 'unset')}; load average before / after: "
         f"{record['load_before']} / {record['load_after']}.",
         "",
-        "| steps | fp32 loss | bf16 loss | bf16 - fp32 |",
-        "| --- | ---: | ---: | ---: |",
-        *(
-            f"| {row['steps']} | {row['fp32']:.4f} | {row['bf16']:.4f} | {row['diff']:+.4f} |"
-            for row in record["windows"]
-        ),
+        f"Mean training loss per window of {WINDOW} steps:",
         "",
-        f"Step-to-step noise of the fp32 curve: σ = {sigma:.4f} per step, σ/√{WINDOW} = {window_sigma:.4f} "
-        f"for a {WINDOW}-step mean; the largest window difference is {worst:.4f} "
-        f"({worst / window_sigma:.1f} σ of a window mean).",
+        f"| steps | {header} | fp32 seed {seeds[-1]} - seed {seeds[0]} |",
+        "| --- |" + " ---: | ---: |" * len(seeds) + " ---: |",
+        *rows,
         "",
-        "| dtype | s / step | relative |",
+        "Largest window difference bf16 - fp32: "
+        + ", ".join(f"{worst[seed]:.4f} (seed {seed})" for seed in seeds)
+        + f"; between the two fp32 seeds: {worst_seed:.4f}. Step-to-step noise of an fp32 curve: σ = "
+        f"{sigma:.4f} per step (σ/√{WINDOW} = {window_sigma:.4f} for a window mean).",
+        "",
+        "| dtype | s / step (mean over seeds) | relative |",
         "| --- | ---: | ---: |",
-        f"| fp32 | {fp32['s_per_step']:.3f} | 1.00 |",
-        f"| bf16 | {bf16['s_per_step']:.3f} | {fp32['s_per_step'] / bf16['s_per_step']:.2f}x faster |",
+        f"| fp32 | {speed_fp32:.3f} | 1.00 |",
+        f"| bf16 | {speed_bf16:.3f} | {speed_fp32 / speed_bf16:.2f}x faster |",
         "",
     ]
     return "\n".join(lines)
@@ -121,9 +134,10 @@ def report(record: dict[str, Any]) -> str:
 def plot(record: dict[str, Any], path: Path) -> None:
     plt = common.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    for dtype, style in (("fp32", "-"), ("bf16", "--")):
-        losses = record["runs"][dtype]["losses"]
-        ax.plot(range(1, len(losses) + 1), losses, style, label=dtype, linewidth=1)
+    for seed, runs in record["runs"].items():
+        for dtype, style in (("fp32", "-"), ("bf16", "--")):
+            losses = runs[dtype]["losses"]
+            ax.plot(range(1, len(losses) + 1), losses, style, label=f"{dtype}, seed {seed}", linewidth=1)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
     ax.set_title("Demo recipe: bf16 (autocast) vs fp32")
@@ -138,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seeds", default="42,43", help="comma-separated seeds, each trained in both dtypes")
     parser.add_argument("--quick", action="store_true", help="the SMOKE recipe (seconds)")
     parser.add_argument("--out", type=Path, default=common.RESULTS)
     args = parser.parse_args(argv)
@@ -150,10 +164,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "aclsum", work / "tok", split="train", columns=("article",), vocab_size=base.vocab_size,
             model_max_length=base.max_source_length, max_samples=base.max_train_samples,
         )  # fmt: skip
-        runs = {}
-        for bf16 in (False, True):  # fp32 first; each run starts from the same seed
-            size = dataclasses.replace(base, bf16=bf16, max_train_minutes=float("inf"))
-            runs["bf16" if bf16 else "fp32"] = train_curve(size, work, tokenizer, args.seed)
+        runs: dict[str, dict[str, Any]] = {}
+        for seed in args.seeds.split(","):
+            for bf16 in (False, True):  # per seed, both dtypes start from the same weights and batches
+                size = dataclasses.replace(base, bf16=bf16, max_train_minutes=float("inf"))
+                curve = train_curve(size, work, tokenizer, int(seed))
+                runs.setdefault(seed, {})["bf16" if bf16 else "fp32"] = curve
     record = {
         "command": common.command_line(__file__, argv),
         "steps": base.max_steps,
@@ -162,7 +178,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "load_before": load_before,
         "load_after": _load(),
         "runs": runs,
-        "windows": windows(runs["fp32"]["losses"], runs["bf16"]["losses"]),
     }
     stem = "bf16_loss_curve_quick" if args.quick else "bf16_loss_curve"
     common.write_results(args.out, {f"{stem}.json": record, f"{stem}.md": report(record)})

@@ -9,15 +9,17 @@ import bf16_loss_curve
 
 
 def test_quick_run_trains_both_dtypes_and_reports_them(tmp_path):
-    record = bf16_loss_curve.main(["--quick", "--out", str(tmp_path)])
-    fp32, bf16 = record["runs"]["fp32"], record["runs"]["bf16"]
+    record = bf16_loss_curve.main(["--quick", "--seeds", "1,2", "--out", str(tmp_path)])
+    assert list(record["runs"]) == ["1", "2"]
+    fp32, bf16 = record["runs"]["1"]["fp32"], record["runs"]["1"]["bf16"]
     assert fp32["dtype"] == "fp32" and bf16["dtype"] == "bf16"
     assert len(fp32["losses"]) == len(bf16["losses"]) == record["steps"]
     assert all(math.isfinite(x) for x in fp32["losses"] + bf16["losses"])
     assert fp32["losses"][0] != bf16["losses"][-1]
     assert abs(fp32["losses"][0] - bf16["losses"][0]) < 0.1 * fp32["losses"][0]  # same weights, same batch
     text = (tmp_path / "bf16_loss_curve_quick.md").read_text()
-    assert "| fp32 |" in text and "| bf16 |" in text and (tmp_path / "bf16_loss_curve_quick.png").is_file()
+    assert "seed 2 bf16 - fp32" in text and "| bf16 |" in text
+    assert (tmp_path / "bf16_loss_curve_quick.png").is_file()
 
 
 def test_noise_and_windows():
