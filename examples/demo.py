@@ -74,9 +74,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.add_argument(f"--{name}", type=kind, default=None)
     parser.add_argument("--encoder_lengths", type=int, nargs="+", default=None)
     parser.add_argument(
-        "--dtype", choices=DTYPE_CHOICES, default="auto",
-        help="auto (default): bf16 training (autocast) and inference where the hardware has fast bf16 "
-        "(AMX / AVX512-BF16 CPUs, CUDA), with more steps in the same time; else fp32",
+        "--dtype", choices=DTYPE_CHOICES, default="fp32",
+        help="fp32 (default) or bf16 / auto (bf16 where the hardware has fast bf16: AMX / AVX512-BF16 CPUs, "
+        "CUDA): autocast training with 360 instead of 220 steps in less time; measured on this project's CPU "
+        "it scored lower ROUGE than fp32 (ROUGE-1 27.8 vs 30.2), so fp32 stays the default",
     )  # fmt: skip
     return parser.parse_args(argv)
 
