@@ -17,8 +17,7 @@ from safetensors import SafetensorError
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from .modeling.configuration_pyramidion import PyramidionConfig
-from .modeling.modeling_pyramidion import PyramidionForConditionalGeneration, PyramidionModel
+from .modeling.modeling_pyramidion import AUTO_MAP, PyramidionForConditionalGeneration
 
 __all__ = [
     "DTYPE_CHOICES",
@@ -45,18 +44,6 @@ WEIGHT_FILES = (
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 CONVERTIBLE_TYPES = ("bart", "mbart", "pegasus", "led")
 CORRUPT_WEIGHTS = (SafetensorError, pickle.UnpicklingError, EOFError)
-
-
-def _class_ref(cls: type) -> str:
-    """`module_basename.ClassName`: how a config's auto_map names a class of the remote code."""
-    return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
-
-
-PACKAGE_AUTO_MAP = {
-    "AutoConfig": _class_ref(PyramidionConfig),
-    "AutoModel": _class_ref(PyramidionModel),
-    "AutoModelForSeq2SeqLM": _class_ref(PyramidionForConditionalGeneration),
-}
 
 
 # ------------------------------------------------------------------------------------------------ dtype
@@ -138,7 +125,7 @@ def check_model_folder(folder: str | Path) -> bool:
     model_type = config.get("model_type")
     named = (config.get("auto_map") or {}).get("AutoModelForSeq2SeqLM")
     named = named.split("--")[-1] if isinstance(named, str) else None
-    if model_type == "pyramidion" and named in (None, PACKAGE_AUTO_MAP["AutoModelForSeq2SeqLM"]):
+    if model_type == "pyramidion" and named in (None, AUTO_MAP["AutoModelForSeq2SeqLM"]):
         return False
     if named is None:
         raise _not_pyramidion(folder, model_type)

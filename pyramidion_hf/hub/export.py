@@ -17,8 +17,9 @@ from typing import Any
 from transformers.dynamic_module_utils import get_relative_imports
 
 from .. import modeling
-from ..model_folder import PACKAGE_AUTO_MAP, TOKENIZER_FILES, check_model_folder, load_model_folder
+from ..model_folder import TOKENIZER_FILES, check_model_folder, load_model_folder
 from ..modeling.configuration_pyramidion import CUSTOM_PIPELINES
+from ..modeling.modeling_pyramidion import AUTO_MAP
 from .card import TEMPLATES_DIR, render_model_card
 from .metrics import normalize_metrics
 
@@ -42,7 +43,6 @@ TOKENIZER_ARTIFACTS = (
 )
 REQUIRED_FILES = ("config.json", "model.safetensors", "generation_config.json", "handler.py", "README.md")
 REQUIREMENTS = "transformers>=5.23\n"
-DEFAULT_AUTO_MAP = PACKAGE_AUTO_MAP
 DEFAULT_CUSTOM_PIPELINES = CUSTOM_PIPELINES
 
 
@@ -66,7 +66,7 @@ def _complete_config(config_path: Path) -> dict[str, Any]:
     auto_map = dict(config.get("auto_map") or {})
     pipelines = dict(config.get("custom_pipelines") or {})
     changed = False
-    for auto_class, ref in DEFAULT_AUTO_MAP.items():
+    for auto_class, ref in AUTO_MAP.items():
         if auto_class not in auto_map:
             logger.warning("config.json has no auto_map entry for %s; adding %s", auto_class, ref)
             auto_map[auto_class] = ref
@@ -125,7 +125,7 @@ def check_repo(out_dir: str | Path) -> list[str]:
         missing.append("tokenizer.json")
     if (out / "config.json").is_file():
         config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-        for auto_class in DEFAULT_AUTO_MAP:
+        for auto_class in AUTO_MAP:
             if auto_class not in (config.get("auto_map") or {}):
                 missing.append(f"config.json auto_map[{auto_class!r}]")
         if "summarization" not in (config.get("custom_pipelines") or {}):

@@ -263,12 +263,8 @@ class PyramidionPreTrainedModel(PreTrainedModel):
     def save_pretrained(self, save_directory: Any, *args: Any, **kwargs: Any) -> None:
         """`PreTrainedModel.save_pretrained`, with both AutoModel and AutoModelForSeq2SeqLM in the folder's
         auto_map, so either loads the folder as remote code (trust_remote_code=True)."""
-        module = __name__.split(".")[-1]
-        self.config.auto_map = {
-            **(getattr(self.config, "auto_map", None) or {}),
-            "AutoModel": f"{module}.{PyramidionModel.__name__}",
-            "AutoModelForSeq2SeqLM": f"{module}.{PyramidionForConditionalGeneration.__name__}",
-        }
+        models = {name: AUTO_MAP[name] for name in ("AutoModel", "AutoModelForSeq2SeqLM")}
+        self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **models}
         super().save_pretrained(save_directory, *args, **kwargs)
 
 
@@ -707,6 +703,17 @@ class PyramidionForConditionalGeneration(PyramidionPreTrainedModel, GenerationMi
         """Decoder inputs for labels (B, t), as used by DataCollatorForSeq2Seq."""
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
+
+# How a saved folder's config.json names the remote-code classes (module basename . class name); the
+# package's tools (model_folder, hub export) read it from here.
+AUTO_MAP = {
+    auto_class: f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
+    for auto_class, cls in (
+        ("AutoConfig", PyramidionConfig),
+        ("AutoModel", PyramidionModel),
+        ("AutoModelForSeq2SeqLM", PyramidionForConditionalGeneration),
+    )
+}
 
 PyramidionModel.register_for_auto_class("AutoModel")
 PyramidionForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")

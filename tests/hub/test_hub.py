@@ -343,9 +343,9 @@ def test_ensure_remote_code_completes_an_old_style_folder(tmp_path):
     old.mkdir()
     (old / "config.json").write_text(json.dumps({"model_type": "pyramidion", "encoder_lengths": [64, 16]}))
     config = hub_export._ensure_remote_code(old)
-    assert config["auto_map"] == hub_export.DEFAULT_AUTO_MAP
+    assert config["auto_map"] == hub_export.AUTO_MAP
     assert config["custom_pipelines"] == hub_export.DEFAULT_CUSTOM_PIPELINES
-    assert json.loads((old / "config.json").read_text())["auto_map"] == hub_export.DEFAULT_AUTO_MAP
+    assert json.loads((old / "config.json").read_text())["auto_map"] == hub_export.AUTO_MAP
     names = {p.name for p in old.glob("*.py")}
     assert {"configuration_pyramidion.py", "modeling_pyramidion.py", "pipeline_summarization.py"} <= names
     missing = check_repo(old)
