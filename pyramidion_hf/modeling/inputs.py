@@ -76,7 +76,7 @@ def check_encoder_inputs(
 
 def check_token_ids(config: PyramidionConfig, token_ids: Tensor, what: str) -> None:
     """Token ids (B, n) must index the vocabulary (torch would fail with "index out of range in self")."""
-    low, high = int(token_ids.min()), int(token_ids.max())
+    low, high = torch.stack(torch.aminmax(token_ids)).tolist()  # one host sync
     if low < 0 or high >= config.vocab_size:
         raise ValueError(
             f"{what} holds token id {low if low < 0 else high}, outside the model's vocabulary [0, "
