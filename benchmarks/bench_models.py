@@ -14,13 +14,13 @@ documents at 512 / 2k / 8k and min(64, 65536 // n) on CUDA, generation batch 8 x
 writes table2.md / table2.png: our times and ratios to the Blockwise row of the same length beside the
 paper's (paper_table2.py). --dtype bf16: training under torch.autocast(bfloat16) with fp32 master weights and
 optimizer, generation with bf16 weights (model.to(torch.bfloat16)); peers the same way. Every child measures
-its own GEMM rate (model_point.GEMM_SHAPE, in the dtype): each training row reports the ceiling time = its
-FLOPs / that rate and the fraction of it reached. Our models are the presets of `pyramidion_hf.presets`
-with their encoder schedule rescaled to each input length n (`rescale_schedule`: the reduction ratios are
-kept, e.g. DeepPyramidion at 16k outputs 16k, 16k, 4k, 1k, 1k, 1k). The peers are built locally from their
-`transformers` configs with random weights (no Hub): LED (attention window 512, first token global),
-LongT5 transient-global (local radius 127, global blocks of 16), PEGASUS-X (blocks of 512, 32 global tokens)
-and BART with n learned positions (full attention).
+its own GEMM rate (the setting's FFN matmul over model_point.GEMM_TOKENS tokens, in the dtype): each training
+row reports the ceiling time = its FLOPs / that rate and the fraction of it reached. Our models are the
+presets of `pyramidion_hf.presets` with their encoder schedule rescaled to each input length n
+(`rescale_schedule`: the reduction ratios are kept, e.g. DeepPyramidion at 16k outputs 16k, 16k, 4k, 1k, 1k,
+1k). The peers are built locally from their `transformers` configs with random weights (no Hub): LED
+(attention window 512, first token global), LongT5 transient-global (local radius 127, global blocks of 16),
+PEGASUS-X (blocks of 512, 32 global tokens) and BART with n learned positions (full attention).
 
 Per (model, length) point, each in its own child process (isolation, memory high-water, crash containment):
 forced generation (min_new_tokens = max_new_tokens, greedy, KV cache), a training step (forward + backward +

@@ -9,8 +9,8 @@
 # setting (DeepPyramidion, deep Blockwise, LED, PEGASUS-X at 8k and 32k; generation batch 8 x 512 forced
 # tokens at 8k) and the shallow setting (the 20 rows of Table 2 beside the paper's numbers).
 # bench_topk.py is CPU-only (no --device): not run here. Files (the device returns at most 8):
-# $OUT/gpu_check.log, $OUT/cuda_check.json, $OUT/bench/models{.md,_env.json,_time.png},
-# $OUT/table2/{table2.md,table2.png,models_env.json}.
+# $OUT/gpu_check.log, $OUT/cuda_check.json, $OUT/decode_cache.md, $OUT/bench/models{.md,_env.json,_time.png},
+# $OUT/table2/{table2.md,table2.png}.
 set -uo pipefail
 
 MODE=cuda
@@ -182,6 +182,16 @@ step cuda_check 60 "$PY" /tmp/pyramidion_cuda_check.py "$MODE" "$OUT/cuda_check.
 
 # ---- tests: the benchmark machinery with this machine's torch / transformers -----------------------------
 step pytest 60 "$PY" -m pytest -q -x -p no:cacheprovider tests/benchmarks/test_bench_models.py
+# sdpa / flex / flash_attention_2 against eager, the fullgraph decode step (flash runs only where flash_attn is)
+step attention 60 "$PY" -m pytest -q -p no:cacheprovider tests/modeling/test_attention_implementations.py
+
+# ---- decoding: dynamic vs static cache vs compiled decode step (reduce-overhead = CUDA graphs) -------------
+if [[ $MODE == cuda ]]; then
+  step decode 90 "$PY" benchmarks/decode_cache.py --device cuda --dtype bf16 --tokens 512 --out /tmp/gpu_decode
+else
+  step decode 120 "$PY" benchmarks/decode_cache.py --quick --compile-backend eager --out /tmp/gpu_decode
+fi
+cp /tmp/gpu_decode/decode_cache*.md "$OUT/" 2> /dev/null
 
 # ---- the model benchmarks (bf16) -------------------------------------------------------------------------
 # Each run writes to /tmp and only the files listed above are copied to $OUT. --time-budget: no child starts
@@ -189,11 +199,11 @@ step pytest 60 "$PY" -m pytest -q -x -p no:cacheprovider tests/benchmarks/test_b
 DEEP=/tmp/gpu_bench_deep TABLE2=/tmp/gpu_bench_table2
 rm -rf "$DEEP" "$TABLE2"
 if [[ $MODE == cuda ]]; then
-  step bench_models 190 "$PY" benchmarks/bench_models.py --device cuda --dtype bf16 --setting deep \
+  step bench_models 130 "$PY" benchmarks/bench_models.py --device cuda --dtype bf16 --setting deep \
     --lengths 8192,32768 --models blockwise,deep-pyramidion,led,pegasus-x --gen-batch 8 --gen-tokens 512 \
-    --gen-lengths 8192 --repeats 2 --steps 3 --gen-runs 1 --point-budget 40 --time-budget 160 --out "$DEEP"
-  step table2 190 "$PY" benchmarks/bench_models.py --device cuda --dtype bf16 --setting shallow \
-    --repeats 1 --steps 3 --gen-runs 1 --point-budget 30 --time-budget 160 --out "$TABLE2"
+    --gen-lengths 8192 --repeats 2 --steps 3 --gen-runs 1 --point-budget 40 --time-budget 100 --out "$DEEP"
+  step table2 130 "$PY" benchmarks/bench_models.py --device cuda --dtype bf16 --setting shallow \
+    --repeats 1 --steps 3 --gen-runs 1 --point-budget 30 --time-budget 100 --out "$TABLE2"
 else
   step bench_models 120 "$PY" benchmarks/bench_models.py --device cpu --quick --threads 1 --dtype bf16 \
     --models blockwise,deep-pyramidion,led,pegasus-x --out "$DEEP"
@@ -202,12 +212,12 @@ else
     --train-batch 1 --out "$TABLE2"
 fi
 cp "$DEEP"/models.md "$DEEP"/models_env.json "$DEEP"/models_time.png "$OUT/bench/" 2> /dev/null
-cp "$TABLE2"/table2.md "$TABLE2"/table2.png "$TABLE2"/models_env.json "$OUT/table2/" 2> /dev/null
+cp "$TABLE2"/table2.md "$TABLE2"/table2.png "$OUT/table2/" 2> /dev/null
 echo "bench_topk.py: CPU-only (no --device option), not run on the GPU machine."
 
 echo "=== summary after $((SECONDS - START)) s:"
 status=0
-for name in cuda_check pytest bench_models table2; do
+for name in cuda_check pytest attention decode bench_models table2; do
   echo "  $name: exit ${RC[$name]:-not run}"
   [[ ${RC[$name]:-1} == 0 ]] || status=1
 done

@@ -19,7 +19,7 @@ import torch
 from model_zoo import MODELS, Setting, build_model
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-GEMM_SHAPE = (4096, 768, 3072)  # (M, K, N): a d=768 FFN matmul over 4096 tokens
+GEMM_TOKENS = 4096  # M of the ceiling GEMM: the setting's FFN matmul (d_model -> ffn) over 4096 tokens
 
 
 class MemoryMeter:
@@ -84,10 +84,10 @@ def make_batch(name: str, vocab: int, n: int, batch: int, target: int, device: t
     return {key: value.to(device) for key, value in out.items()}
 
 
-def gemm_rate(dtype: str, device: torch.device, runs: int = 7) -> float:
-    """FLOP/s of this process's (M, K) @ (K, N) matmul in `dtype` (GEMM_SHAPE), the median of `runs` after
-    two warm-ups: the ceiling a training step's FLOPs are compared with."""
-    m, k, n = GEMM_SHAPE
+def gemm_rate(dtype: str, device: torch.device, d_model: int, ffn: int, runs: int = 7) -> float:
+    """FLOP/s of this process's FFN matmul (GEMM_TOKENS, d_model) @ (d_model, ffn) in `dtype`, the median of
+    `runs` after two warm-ups: the ceiling a training step's FLOPs are compared with."""
+    m, k, n = GEMM_TOKENS, d_model, ffn
     gen = torch.Generator().manual_seed(0)
     a, b = (torch.randn(shape, generator=gen).to(device, DTYPES[dtype]) for shape in ((m, k), (k, n)))
     seconds = []
@@ -240,7 +240,7 @@ def run_point(opts: dict[str, Any], checkpoint: Callable[[dict], None] | None = 
         "attn": model.config._attn_implementation,
         "build_s": time.perf_counter() - started,
         "dtype": opts["dtype"],
-        "gemm_flops_per_s": gemm_rate(opts["dtype"], device),
+        "gemm_flops_per_s": gemm_rate(opts["dtype"], device, setting.d_model, setting.ffn),
     }
     point = _Point(opts, setting, model, optimizer, device, MemoryMeter(device))
     if opts["generate"]:  # first, from the clean built-model footprint

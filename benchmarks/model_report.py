@@ -141,8 +141,8 @@ def report(results: dict[str, Any], plan: Plan, command: str) -> str:
         "training sample (= per step when the batches are equal). FLOPs: torch FlopCounterMode, one "
         "training forward+backward (matmuls and attention; CPU attention counted through SDPA's math "
         "backend). Ceiling: those FLOPs at the GEMM rate each child measured before its model was built "
-        "(median of 7 runs of a (4096 x 768) @ (768 x 3072) matmul in the run's dtype, column GEMM GFLOP/s); "
-        "of ceiling = ceiling / measured step time.",
+        "(median of 7 runs of the setting's FFN matmul over 4096 tokens, (4096 x d) @ (d x ffn), in the "
+        "run's dtype, column GEMM GFLOP/s); of ceiling = ceiling / measured step time.",
         "",
         "## Headline",
         "",

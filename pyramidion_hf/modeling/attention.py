@@ -16,6 +16,7 @@ from transformers.cache_utils import EncoderDecoderCache
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .configuration_pyramidion import PyramidionConfig
+from .inputs import block_attention_mask
 
 
 def additive_mask(keep: Tensor, dtype: torch.dtype) -> Tensor:
@@ -34,11 +35,14 @@ def eager_attention_forward(
     dropout: float = 0.0,
     **kwargs: Any,
 ) -> tuple[Tensor, Tensor]:
-    """softmax(q k^T * scaling + mask) v for q/k/v (..., H, L, D) (any leading dims, e.g. (B, n_blocks)).
+    """softmax(q k^T * scaling + mask) v for q/k/v (..., H, L, D) (any leading dims, e.g. (B, n_blocks)); the
+    mask is additive, or bool (True = attend) as built for sdpa.
 
     Returns the output (..., Lq, H, D) and the attention probabilities (..., H, Lq, Lk) that produced it."""
     scaling = query.size(-1) ** -0.5 if scaling is None else scaling
     weights = torch.matmul(query, key.transpose(-2, -1)) * scaling
+    if attention_mask is not None and attention_mask.dtype == torch.bool:  # an sdpa mask (True = attend)
+        attention_mask = additive_mask(attention_mask, weights.dtype)
     if attention_mask is not None:
         weights = weights + attention_mask
     weights = F.softmax(weights, dim=-1)
@@ -153,10 +157,16 @@ class PyramidionAttention(nn.Module):
 
     def _interface(self, need_weights: bool) -> Callable:
         """transformers' attention function for `config._attn_implementation`; eager when the probabilities
-        themselves are needed."""
+        themselves are needed (its masks are then built in eager's or sdpa's form, which it reads)."""
+        implementation = self.config._attn_implementation
+        if need_weights and implementation not in ("eager", "sdpa"):
+            raise ValueError(
+                f"attn_implementation={implementation!r} returns no attention probabilities: load the model "
+                "with attn_implementation='sdpa' or 'eager' to get output_attentions (or the attention "
+                "received by the scorer)."
+            )
         if need_weights:
             return eager_attention_forward
-        implementation = self.config._attn_implementation
         return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
 
 
@@ -218,11 +228,11 @@ class PyramidionEncoderAttention(PyramidionAttention):
         outs, weights = [], None
         if self.local_heads:
             q, k, v = (tensor[:, : self.local_heads] for tensor in (query, key, value))
-            mask_4d = additive_mask(block_mask[:, None, None, :], query.dtype)
             need_weights = output_attentions or return_received
+            attention = self._interface(need_weights)
+            mask_4d = block_attention_mask(self.config, blocks, block_mask, need_weights)
             if need_weights and self.block_size is not None:  # probabilities in their returned layout
                 q, k, v, mask_4d = (t.unflatten(0, (batch, n_blocks)) for t in (q, k, v, mask_4d))
-            attention = self._interface(need_weights)
             out, weights = attention(self, q, k, v, mask_4d, dropout=dropout, scaling=self.scaling)
             outs.append(out.reshape(batch, n_blocks * block, self.local_heads, self.head_dim))
         if self.local_heads < self.num_heads:

@@ -3,13 +3,18 @@ n = input length, t = target length)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
+from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 
-from .attention import additive_mask
 from .configuration_pyramidion import PyramidionConfig
+
+if TYPE_CHECKING:
+    from torch.nn.attention.flex_attention import BlockMask
 
 
 def drop_padding_columns(hidden: Tensor, mask: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -119,38 +124,65 @@ def decoder_cache(
 
 
 def self_attention_mask(
-    attention_mask: Tensor | None, embeds: Tensor, cache: EncoderDecoderCache | None
-) -> Tensor:
-    """Additive causal mask (B|1, 1, t, kv) for this step's t tokens over the cached + new keys, combined
-    with the decoder attention_mask (B, past + t); a 4-d mask prepared by generate() is used as it is."""
-    if attention_mask is not None and attention_mask.dim() == 4:  # prepared by generate() (static caches)
-        if attention_mask.is_floating_point():
-            return attention_mask
-        return additive_mask(attention_mask.bool(), embeds.dtype)
-    batch, length = embeds.shape[:2]
-    past = cache.get_seq_length() if cache is not None else 0
-    # keys of this step: past + t for dynamic caches, the whole preallocated length for static ones
-    kv_length = cache.self_attention_cache.get_mask_sizes(length, 0)[0] if cache is not None else length
-    queries = torch.arange(length, device=embeds.device)[:, None] + past  # positions of this step's tokens
-    keep = (torch.arange(kv_length, device=embeds.device)[None, :] <= queries)[None, None]  # (1, 1, t, kv)
-    if attention_mask is not None:
-        if tuple(attention_mask.shape) != (batch, past + length):
+    config: PyramidionConfig,
+    attention_mask: Tensor | None,
+    embeds: Tensor,
+    cache: EncoderDecoderCache | None,
+    output_attentions: bool,
+) -> Tensor | BlockMask | None:
+    """Causal mask of this step's t tokens (embeds (B, t, d)) over the cached + new keys, combined with the
+    decoder attention_mask (B, past + t), in the form `config._attn_implementation` reads (transformers'
+    `create_causal_mask`: additive float for eager, bool or None (is_causal) for sdpa, 2-d or None for flash,
+    a BlockMask for flex); a 4-d mask is used as given. Always materialized when the probabilities are
+    returned (they come from the eager kernel)."""
+    if attention_mask is not None and attention_mask.dim() == 2 and not torch.compiler.is_compiling():
+        past = cache.get_seq_length() if cache is not None else 0
+        expected = int(past) + embeds.shape[1]
+        if tuple(attention_mask.shape) != (embeds.shape[0], expected):
             raise ValueError(
                 f"decoder_attention_mask has shape {tuple(attention_mask.shape)}; expected "
-                f"(batch, cached + new tokens) = {(batch, past + length)}."
+                f"(batch, cached + new tokens) = {(embeds.shape[0], expected)}."
             )
-        padding = kv_length - attention_mask.shape[1]
-        keep = keep & F.pad(attention_mask.bool(), (0, padding), value=False)[:, None, None, :]
-    return additive_mask(keep, embeds.dtype)
+    return create_causal_mask(
+        config=config,
+        inputs_embeds=embeds,
+        attention_mask=attention_mask,
+        cache=cache.self_attention_cache if cache is not None else None,
+        allow_is_causal_skip=not output_attentions,
+    )
 
 
-def cross_attention_mask(encoder_mask: Tensor | None, encoder_states: Tensor, dtype: torch.dtype) -> Tensor:
-    """Additive mask (B, 1, 1, k) over the pooled encoder vectors from their pooled mask (B, k)."""
-    if encoder_mask is None:
-        encoder_mask = torch.ones(encoder_states.shape[:2], dtype=torch.bool, device=encoder_states.device)
-    if tuple(encoder_mask.shape) != tuple(encoder_states.shape[:2]):
+def cross_attention_mask(
+    config: PyramidionConfig,
+    encoder_mask: Tensor | None,
+    embeds: Tensor,
+    encoder_states: Tensor,
+    output_attentions: bool,
+) -> Tensor | BlockMask | None:
+    """Mask of the decoder tokens (embeds (B, t, d)) over the pooled encoder vectors (B, k, d) from their
+    pooled mask (B, k), in the form the attention implementation reads (`create_bidirectional_mask`)."""
+    if encoder_mask is not None and tuple(encoder_mask.shape) != tuple(encoder_states.shape[:2]):
         raise ValueError(
             f"encoder_attention_mask has shape {tuple(encoder_mask.shape)} but the encoder "
             f"output is {tuple(encoder_states.shape[:2])}: pass the encoder's pooled_mask."
         )
-    return additive_mask(encoder_mask.bool()[:, None, None, :], dtype)
+    return create_bidirectional_mask(
+        config=config,
+        inputs_embeds=embeds,
+        attention_mask=encoder_mask,
+        encoder_hidden_states=encoder_states,
+        allow_is_bidirectional_skip=not output_attentions,
+    )
+
+
+def block_attention_mask(
+    config: PyramidionConfig, blocks: Tensor, block_mask: Tensor, output_attentions: bool
+) -> Tensor | BlockMask | None:
+    """Mask of the encoder's blocks (B * n_blocks, block, d) with key mask (B * n_blocks, block), in the
+    form the attention implementation reads (None for sdpa / flash when nothing is padded)."""
+    return create_bidirectional_mask(
+        config=config,
+        inputs_embeds=blocks,
+        attention_mask=block_mask,
+        allow_is_bidirectional_skip=not output_attentions,
+    )

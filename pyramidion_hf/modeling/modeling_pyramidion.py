@@ -246,6 +246,9 @@ class PyramidionPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["PyramidionEncoderLayer", "PyramidionDecoderLayer"]
     _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _can_compile_fullgraph = True  # the decode step (static cache): no host syncs, no data-dependent branches
 
     def __init__(self, config: PyramidionConfig, *inputs: Any, **kwargs: Any):
         config.check_consistency()
@@ -431,21 +434,25 @@ class PyramidionDecoder(PyramidionPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
 
-    def _positions(self, past: int, length: int, device: torch.device, dtype: torch.dtype) -> Tensor | int:
-        """Embeddings (t, d) of target positions past, ..., past+t-1; 0 for decoder positions 'none'."""
+    def _positions(
+        self, past: int | Tensor, length: int, device: torch.device, dtype: torch.dtype
+    ) -> Tensor | int:
+        """Embeddings (t, d) of target positions past, ..., past+t-1; 0 for decoder positions 'none'. `past`
+        is a 0-d tensor for static caches: no host sync (the bound check is skipped while compiling)."""
         kind = self.config.decoder_position_embeddings
         if kind == "none":
             return 0
-        positions = torch.arange(past, past + length, device=device)
-        if kind == "learned" and past + length > self.config.max_target_positions:
+        positions = torch.arange(length, device=device) + past
+        last, limit = past + length - 1, self.config.max_target_positions
+        if kind == "learned" and not torch.compiler.is_compiling() and last >= limit:
             raise ValueError(
-                f"Target position {past + length - 1} exceeds max_target_positions="
+                f"Target position {int(last)} exceeds max_target_positions="
                 f"{self.config.max_target_positions} of the learned decoder positions: generate fewer tokens "
                 "(max_new_tokens) or use decoder_position_embeddings='sinusoidal'."
             )
         return position_embedding(kind, positions, self.config.d_model, self.embed_positions).to(dtype)
 
-    def _embed(self, inputs_embeds: Tensor, past: int) -> Tensor:
+    def _embed(self, inputs_embeds: Tensor, past: int | Tensor) -> Tensor:
         """Token embeddings (B, t, d) + the positions of target tokens past..past+t-1, normalized."""
         length, device, dtype = inputs_embeds.shape[1], inputs_embeds.device, inputs_embeds.dtype
         hidden = inputs_embeds + self._positions(past, length, device, dtype)
@@ -479,9 +486,12 @@ class PyramidionDecoder(PyramidionPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
         cache = decoder_cache(self.config, cache, config_flag(use_cache, self.config, "use_cache"))
-        self_attn_mask = self_attention_mask(attention_mask, inputs_embeds, cache)
-        dtype = inputs_embeds.dtype
-        cross_attn_mask = cross_attention_mask(encoder_attention_mask, encoder_hidden_states, dtype)
+        self_attn_mask = self_attention_mask(
+            self.config, attention_mask, inputs_embeds, cache, output_attentions
+        )
+        cross_attn_mask = cross_attention_mask(
+            self.config, encoder_attention_mask, inputs_embeds, encoder_hidden_states, output_attentions
+        )
         hidden = self._embed(inputs_embeds, cache.get_seq_length() if cache is not None else 0)
 
         all_hidden, self_attentions, cross_attentions = (), (), ()

@@ -249,7 +249,7 @@ def test_bf16_reaches_the_child_and_generates_with_bf16_weights(monkeypatch):
 def test_gemm_rate_is_measured():
     import torch
 
-    assert model_point.gemm_rate("fp32", torch.device("cpu"), runs=1) > 1e8
+    assert model_point.gemm_rate("fp32", torch.device("cpu"), TINY.d_model, TINY.ffn, runs=1) > 1e8
 
 
 def _summarized(train_s: float, flops: float, gemm: float) -> dict:

@@ -309,3 +309,14 @@ def test_script_push_to_hub_offline_fails_before_training(tmp_path: Path, tokeni
     done = run_script(*argv, "--push_to_hub", "--hub_model_id", "someone/model", "--hub_token", "hf_test")
     assert_one_line_error(done, "--push_to_hub with offline mode on")
     assert not out.exists() or not any(out.glob("checkpoint-*"))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_bf16_on_a_cpu_without_bf16_units_is_warned(tmp_path, monkeypatch, caplog, fast):
+    monkeypatch.setattr(preflight_module, "cpu_has_fast_bf16", lambda: fast)
+    with caplog.at_level("WARNING", logger=preflight_module.__name__):
+        preflight_module.warn_emulated_bf16(training_args(tmp_path, bf16=True))
+        preflight_module.warn_emulated_bf16(training_args(tmp_path))  # fp32: nothing to say
+    warnings = [r.getMessage() for r in caplog.records if "no bf16 units" in r.getMessage()]
+    assert len(warnings) == (0 if fast else 1)
+    assert fast or "Drop --bf16 to train in fp32" in warnings[0]
