@@ -91,7 +91,8 @@ def report(record: dict[str, Any], command: str) -> str:
     if not record["cpu_has_fast_bf16"]:
         lines.append(
             "This CPU has no bf16 units (no avx512_bf16 / amx_bf16): bf16 ran emulated, so its time per "
-            "paper says nothing about bf16 hardware; the summaries are what bf16 arithmetic gives anywhere."
+            "paper says nothing about bf16 hardware; the summaries carry bf16's rounding of weights and "
+            "activations, though a hardware kernel may accumulate in another order."
         )
     return "\n".join(lines) + "\n"
 
