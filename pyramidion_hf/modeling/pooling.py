@@ -51,6 +51,12 @@ class PoolingOutput(NamedTuple):
     indices: Tensor  # (B, k) long: indices into this layer's input; -1 where masked
 
 
+def _fp32_linear(layer: nn.Linear, hidden: Tensor) -> Tensor:
+    """`layer` applied to hidden (B, n, d) in fp32, whatever the dtype of the weights or the input."""
+    bias = None if layer.bias is None else layer.bias.float()
+    return F.linear(hidden.float(), layer.weight.float(), bias)
+
+
 class RepresentationPooling(nn.Module):
     """Scores (B, n, d) vectors and keeps k of them (B, k, d), with their mask and document positions.
 
@@ -147,19 +153,21 @@ class RepresentationPooling(nn.Module):
         """Scores (B, n) for hidden (B, n, d) and mask (B, n) bool (None = all real); none for mean/max."""
         if not self.uses_topk:
             raise ValueError(f"scorer={self.scorer!r} pools strided windows and has no scores.")
-        if self.normalize_scorer_input and self.scorer in FEATURE_SCORERS:
-            hidden = F.layer_norm(hidden, (self.d_model,))
         if mask is None:
             mask = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
-        # scores in the scorer's own dtype (fp32 master weights under autocast): bf16 scores tie and flip
+        # fp32 scores under autocast and with bf16 weights alike: bf16 scores (8-bit mantissa) tie and flip
+        # selections (measured on the demo model: a quarter of a 512 -> 256 selection changed)
         with torch.autocast(hidden.device.type, enabled=False):
-            return self._score(hidden, mask.bool(), attention_received)
+            if self.normalize_scorer_input and self.scorer in FEATURE_SCORERS:
+                hidden = F.layer_norm(hidden.float(), (self.d_model,))
+            return self._score(hidden, mask.bool(), attention_received).float()
 
     def _linear_scores(self, hidden: Tensor, mask: Tensor, received: Tensor | None) -> Tensor:
-        return self.score_proj(hidden.to(self.score_proj.weight.dtype)).squeeze(-1)
+        return _fp32_linear(self.score_proj, hidden).squeeze(-1)
 
     def _nonlinear_scores(self, hidden: Tensor, mask: Tensor, received: Tensor | None) -> Tensor:
-        return self.score_proj(torch.tanh(self.dense(hidden.to(self.dense.weight.dtype)))).squeeze(-1)
+        features = torch.tanh(self.dense(hidden.to(self.dense.weight.dtype)))  # (B, n, d), model dtype
+        return _fp32_linear(self.score_proj, features).squeeze(-1)
 
     def _power_scores(self, hidden: Tensor, mask: Tensor, received: Tensor | None) -> Tensor:
         if received is None:
@@ -195,7 +203,10 @@ class RepresentationPooling(nn.Module):
                 anchor = scores.masked_fill(~mask, 0.0).sum(dim=1) * 0.0  # DDP anchor, see class docstring
                 out = out._replace(hidden=out.hidden + anchor[:, None, None].to(out.hidden.dtype))
         out_positions = positions.gather(1, out.indices.clamp(min=0)).masked_fill(~out.mask, -1)
-        return PoolingOutput(out.hidden, out.mask, out_positions, out.scores, out.weights, out.indices)
+        dtype = hidden.dtype  # scores and weights are fp32 inside, returned in the hidden states' dtype
+        return PoolingOutput(
+            out.hidden, out.mask, out_positions, out.scores.to(dtype), out.weights.to(dtype), out.indices
+        )
 
     def _check_inputs(
         self, hidden: Tensor, mask: Tensor | None, positions: Tensor | None, attention_received: Tensor | None
