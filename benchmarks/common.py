@@ -290,6 +290,18 @@ def write_results(out: Path, files: dict[str, str | dict[str, Any]]) -> None:
         (out / name).write_text(text)
 
 
+def publish(
+    out: Path, stem: str, record: dict[str, Any], report: Callable[[dict[str, Any], str], str], command: str
+) -> str:
+    """The end of a single-table benchmark: record the environment, render `report(record, command)`, write
+    <stem>.md and <stem>.json under `out` and print the table; returns it."""
+    record.setdefault("environment", environment(record.get("device", "cpu")))
+    text = report(record, command)
+    write_results(out, {f"{stem}.md": text, f"{stem}.json": record})
+    print(text)
+    return text
+
+
 def pyplot() -> Any:
     """matplotlib.pyplot on the file-only Agg backend (no display on benchmark machines)."""
     import matplotlib

@@ -146,11 +146,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.tokens = args.tokens or (8 if args.quick else 128)
     args.repeats = args.repeats or (1 if args.quick else 3)
     record = measure(args)
-    record["environment"] = common.environment(args.device)
-    text = report(record, common.command_line(__file__, argv))
     stem = "decode_cache_quick" if args.quick else "decode_cache"
-    common.write_results(args.out, {f"{stem}.md": text, f"{stem}.json": record})
-    print(text)
+    common.publish(args.out, stem, record, report, common.command_line(__file__, argv))
     return record
 
 

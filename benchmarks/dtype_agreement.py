@@ -107,10 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--stem", default="dtype_agreement", help="file name of the results")
     args = parser.parse_args(argv)
     record = measure(args.model, args.papers, args.n_bootstrap)
-    record["environment"] = common.environment()
-    text = report(record, common.command_line(__file__, argv))
-    common.write_results(args.out, {f"{args.stem}.md": text, f"{args.stem}.json": record})
-    print(text)
+    common.publish(args.out, args.stem, record, report, common.command_line(__file__, argv))
     return record
 
 

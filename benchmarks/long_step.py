@@ -129,11 +129,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
             {**(run.result or {"n": n}), **({"reason": run.reason} if run.reason else {})}
         )
         print(record["points"][-1], flush=True)
-    record["environment"] = common.environment()
-    text = report(record, common.command_line(__file__, argv))
     stem = "long_step_quick" if args.quick else "long_step"
-    common.write_results(args.out, {f"{stem}.md": text, f"{stem}.json": record})
-    print(text)
+    common.publish(args.out, stem, record, report, common.command_line(__file__, argv))
     return record
 
 
