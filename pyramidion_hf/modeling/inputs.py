@@ -128,15 +128,15 @@ def self_attention_mask(
     attention_mask: Tensor | None,
     embeds: Tensor,
     cache: EncoderDecoderCache | None,
+    past: int | Tensor,
     output_attentions: bool,
 ) -> Tensor | BlockMask | None:
-    """Causal mask of this step's t tokens (embeds (B, t, d)) over the cached + new keys, combined with the
-    decoder attention_mask (B, past + t), in the form `config._attn_implementation` reads (transformers'
+    """Causal mask of this step's t tokens (embeds (B, t, d)) over the `past` cached + new keys, combined with
+    the decoder attention_mask (B, past + t), in the form `config._attn_implementation` reads (transformers'
     `create_causal_mask`: additive float for eager, bool or None (is_causal) for sdpa, 2-d or None for flash,
     a BlockMask for flex); a 4-d mask is used as given. Always materialized when the probabilities are
     returned (they come from the eager kernel)."""
     if attention_mask is not None and attention_mask.dim() == 2 and not torch.compiler.is_compiling():
-        past = cache.get_seq_length() if cache is not None else 0
         expected = int(past) + embeds.shape[1]
         if tuple(attention_mask.shape) != (embeds.shape[0], expected):
             raise ValueError(

@@ -486,13 +486,14 @@ class PyramidionDecoder(PyramidionPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
         cache = decoder_cache(self.config, cache, config_flag(use_cache, self.config, "use_cache"))
+        past = cache.get_seq_length() if cache is not None else 0  # a 0-d tensor for static caches
         self_attn_mask = self_attention_mask(
-            self.config, attention_mask, inputs_embeds, cache, output_attentions
+            self.config, attention_mask, inputs_embeds, cache, past, output_attentions
         )
         cross_attn_mask = cross_attention_mask(
             self.config, encoder_attention_mask, inputs_embeds, encoder_hidden_states, output_attentions
         )
-        hidden = self._embed(inputs_embeds, cache.get_seq_length() if cache is not None else 0)
+        hidden = self._embed(inputs_embeds, past)
 
         all_hidden, self_attentions, cross_attentions = (), (), ()
         for layer in self.layers:
