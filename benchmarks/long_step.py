@@ -20,7 +20,7 @@ from typing import Any
 
 import common
 import torch
-from model_point import make_batch
+from model_point import make_batch, optimizer_step
 from model_zoo import SETTINGS, build_model, tiny
 
 from pyramidion_hf.model_folder import cpu_has_fast_bf16
@@ -37,15 +37,11 @@ def step_point(opts: dict[str, Any], checkpoint: Any) -> dict[str, Any]:
         model.activation_checkpointing_enable()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     data = make_batch(NAME, setting.vocab, opts["n"], 1, opts["target"], torch.device("cpu"))
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=opts["dtype"] == "bf16")
     seconds = []
     for _ in range(opts["steps"]):
         tic = time.perf_counter()
-        with autocast:
-            loss = model(**data).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=opts["dtype"] == "bf16")
+        loss = optimizer_step(model, optimizer, data, autocast)
         seconds.append(time.perf_counter() - tic)
         checkpoint({"n": opts["n"], "step_s": seconds, "loss": float(loss)})
     return {

@@ -135,13 +135,24 @@ class _Point:
         return make_batch(self.opts["name"], self.setting.vocab, self.opts["n"], size, target, self.device)
 
 
-def train_step(point: _Point, data: dict) -> None:
-    """One forward + backward + optimizer step on a batch from make_batch."""
-    with point.autocast():
-        loss = point.model(**data).loss
+def optimizer_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: dict,
+    autocast: contextlib.AbstractContextManager,
+) -> torch.Tensor:
+    """One forward (inside `autocast`) + backward + optimizer step on a batch from make_batch; the loss."""
+    with autocast:
+        loss = model(**data).loss
     loss.backward()
-    point.optimizer.step()
-    point.optimizer.zero_grad(set_to_none=True)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
+def train_step(point: _Point, data: dict) -> None:
+    """`optimizer_step` of a point's model in its dtype."""
+    optimizer_step(point.model, point.optimizer, data, point.autocast())
 
 
 def _generation(point: _Point) -> dict[str, Any]:
