@@ -79,8 +79,7 @@ def check_hub_access(training_args: Seq2SeqTrainingArguments) -> str:
 def warn_emulated_bf16(training_args: Seq2SeqTrainingArguments) -> None:
     """--bf16 on a CPU without AVX512-BF16 / AMX runs every bf16 matmul in software, far slower than fp32
     (measured on an AVX2-only EPYC: 0.7 vs 90 GFLOP/s); say so before training starts."""
-    on_cpu = training_args.use_cpu or training_args.device.type == "cpu"
-    if training_args.bf16 and on_cpu and not cpu_has_fast_bf16():
+    if training_args.bf16 and training_args.device.type == "cpu" and not cpu_has_fast_bf16():
         logger.warning(
             "--bf16 on this CPU, which has no bf16 units (no avx512_bf16 / amx_bf16 in /proc/cpuinfo): "
             "bf16 matmuls run emulated, about 100x slower than fp32. Drop --bf16 to train in fp32."
