@@ -43,6 +43,7 @@ from .inputs import (
     self_attention_mask,
 )
 from .pooling import RepresentationPooling
+from .precision import lm_head_logits
 
 # ------------------------------------------------------------------------------------------------------------
 # Outputs
@@ -700,7 +701,7 @@ class PyramidionForConditionalGeneration(PyramidionPreTrainedModel, GenerationMi
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )
-        logits = self.lm_head(outputs.last_hidden_state)
+        logits = lm_head_logits(self.lm_head, outputs.last_hidden_state)
         if self.config.add_final_logits_bias:
             logits = logits + self.final_logits_bias.to(logits.dtype)
         loss = None

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .precision import fp32_linear
 from .topk import TOPK_OPERATORS, TOPK_OPTIONS, WEIGHTINGS, TopKOutput, check_temperature
 
 SCORERS = ("linear", "nonlinear", "power", "embedding", "random", "index", "mean", "max")
@@ -49,12 +50,6 @@ class PoolingOutput(NamedTuple):
     scores: Tensor  # (B, k)
     weights: Tensor  # (B, k): coefficient of the dominating input in its output
     indices: Tensor  # (B, k) long: indices into this layer's input; -1 where masked
-
-
-def _fp32_linear(layer: nn.Linear, hidden: Tensor) -> Tensor:
-    """`layer` applied to hidden (B, n, d) in fp32, whatever the dtype of the weights or the input."""
-    bias = None if layer.bias is None else layer.bias.float()
-    return F.linear(hidden.float(), layer.weight.float(), bias)
 
 
 class RepresentationPooling(nn.Module):
@@ -163,11 +158,11 @@ class RepresentationPooling(nn.Module):
             return self._score(hidden, mask.bool(), attention_received).float()
 
     def _linear_scores(self, hidden: Tensor, mask: Tensor, received: Tensor | None) -> Tensor:
-        return _fp32_linear(self.score_proj, hidden).squeeze(-1)
+        return fp32_linear(self.score_proj, hidden).squeeze(-1)
 
     def _nonlinear_scores(self, hidden: Tensor, mask: Tensor, received: Tensor | None) -> Tensor:
         features = torch.tanh(self.dense(hidden.to(self.dense.weight.dtype)))  # (B, n, d), model dtype
-        return _fp32_linear(self.score_proj, features).squeeze(-1)
+        return fp32_linear(self.score_proj, features).squeeze(-1)
 
     def _power_scores(self, hidden: Tensor, mask: Tensor, received: Tensor | None) -> Tensor:
         if received is None:

@@ -1,4 +1,4 @@
-"""dtype_agreement.py on a tiny saved model folder: both dtypes summarize, the comparison adds up."""
+"""dtype_agreement.py on a tiny saved model folder: fp32, bf16 and the rounded-weights control summarize, the comparison adds up."""
 
 from __future__ import annotations
 
@@ -16,13 +16,16 @@ def test_both_dtypes_summarize_and_are_compared(tmp_path, tokenizer):
     tokenizer.save_pretrained(tmp_path / "model")
     argv = ["--model", str(tmp_path / "model"), "--papers", "3", "--n-bootstrap", "5", "--out", str(tmp_path)]
     record = dtype_agreement.main(argv)
-    assert record["papers"] == 3 and 0 <= record["identical"] <= 3
-    assert all(len(record["summaries"][dtype]) == 3 for dtype in dtype_agreement.DTYPES)
-    if record["identical"] == 3:  # identical summaries score 100 against each other
-        assert record["rouge_bf16_vs_fp32"]["rouge1"] == 100.0
+    summaries = record["summaries"]
+    assert record["papers"] == 3 and set(summaries) == set(dtype_agreement.VARIANTS)
+    assert all(len(texts) == 3 and all(texts) for texts in summaries.values())
+    for name, count in record["identical_to_fp32"].items():
+        assert count == sum(a == b for a, b in zip(summaries["fp32"], summaries[name]))
+        if count == 3:  # identical summaries score 100 against each other
+            assert record["rouge_vs_fp32"][name]["rouge1"] == 100.0
+    assert set(record["identical_to_fp32"]) == {"bf16", dtype_agreement.ROUNDED}
     saved = json.loads((tmp_path / "dtype_agreement.json").read_text())
-    assert saved["identical"] == record["identical"]
+    assert saved["identical_to_fp32"] == record["identical_to_fp32"]
     text = (tmp_path / "dtype_agreement.md").read_text()
-    assert (
-        f"Identical summaries: {record['identical']} of 3" in text and "| bf16 | the fp32 summaries |" in text
-    )
+    bf16 = record["identical_to_fp32"]["bf16"]
+    assert f"bf16: {bf16} of 3" in text and f"| bf16 | {bf16} | the fp32 summaries |" in text

@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import random_batch, tiny_model
 
+from pyramidion_hf.modeling.precision import FP32_CHUNK_ROWS, fp32_linear, lm_head_logits
 from pyramidion_hf.topk import successive_halving_topk
 
 VOCAB = 64
@@ -77,7 +78,7 @@ def test_bf16_weights_generate_like_fp32_on_a_trained_enough_model():
         bf16_model = tiny_model(seed=0).to(torch.bfloat16)
         bf16 = bf16_model(input_ids=ids, attention_mask=mask, decoder_input_ids=ids[:, :6]).logits
         tokens = bf16_model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, num_beams=2)
-    assert bf16.dtype == torch.bfloat16
+    assert bf16.dtype == torch.float32  # bf16 weights, fp32 logits (see test_lm_head_logits_*)
     assert (bf16.float().argmax(-1) == fp32.argmax(-1)).float().mean() > 0.8
     assert torch.allclose(bf16.float(), fp32, atol=0.15 * fp32.abs().max().item())
     assert tokens.shape[0] == 3
@@ -100,3 +101,44 @@ def test_scorers_compute_fp32_scores_under_autocast(scorer):
     assert scores.dtype == torch.float32
     tolerance = 1e-6 if scorer == "linear" else 5e-2  # nonlinear: its d x d layer runs in the model's dtype
     assert torch.allclose(scores, rounded.float().score(hidden.float()), atol=tolerance)
+
+
+def test_lm_head_logits_of_bf16_weights_are_fp32_and_do_not_tie():
+    """Two logits 0.02 apart near 10 round to one bf16 value (spacing 0.0625): bf16 logits tie and argmax
+    takes the first; the fp32 logits of the same bf16 weights keep the order."""
+    head = torch.nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[10.0, 0, 0, 0], [10.0, 0.015625, 0, 0]]))
+    head.to(torch.bfloat16)
+    hidden = torch.tensor([[[1.0, 1.0, 0, 0]]], dtype=torch.bfloat16)
+    assert head(hidden)[0, 0, 0] == head(hidden)[0, 0, 1]  # tied in bf16
+    logits = lm_head_logits(head, hidden)
+    assert logits.dtype == torch.float32
+    assert logits[0, 0].tolist() == [10.0, 10.015625] and logits.argmax(-1).item() == 1
+
+
+def test_fp32_linear_converts_large_weights_chunk_by_chunk_to_the_same_result():
+    layer = torch.nn.Linear(48, 2 * FP32_CHUNK_ROWS + 37).to(torch.bfloat16)  # 3 chunks, the last partial
+    hidden = torch.randn(2, 5, 48, dtype=torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # fp32 also inside an enclosing autocast
+        out = fp32_linear(layer, hidden)
+    reference = torch.nn.functional.linear(hidden.float(), layer.weight.float(), layer.bias.float())
+    assert out.dtype == torch.float32 and out.shape == (2, 5, 2 * FP32_CHUNK_ROWS + 37)
+    torch.testing.assert_close(out, reference, rtol=1e-6, atol=1e-5)
+
+
+def test_model_logits_are_fp32_with_bf16_weights_and_autocast_dtype_in_training():
+    model = tiny_model(seed=0)
+    ids, mask = random_batch([40, 17], VOCAB)
+    with torch.no_grad():
+        reference = model.to(torch.bfloat16).float()(input_ids=ids, attention_mask=mask).logits
+        bf16 = model.to(torch.bfloat16)(input_ids=ids, attention_mask=mask)
+        head = bf16.logits
+    assert head.dtype == torch.float32
+    hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state  # bf16
+    torch.testing.assert_close(head, lm_head_logits(model.lm_head, hidden), rtol=0, atol=0)
+    assert (head.argmax(-1) == reference.argmax(-1)).float().mean() > 0.9
+    model.float().train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(input_ids=ids, attention_mask=mask, labels=ids[:, :8].contiguous())
+    assert out.logits.dtype == torch.bfloat16 and out.loss.dtype == torch.float32

@@ -17,6 +17,7 @@ REMOTE_FILES = {
     "configuration_pyramidion.py",
     "modeling_pyramidion.py",
     "pooling.py",
+    "precision.py",
     "topk.py",
     "pipeline_summarization.py",
 }
