@@ -1,4 +1,5 @@
-"""dtype_agreement.py on a tiny saved model folder: fp32, bf16 and the rounded-weights control summarize, the comparison adds up."""
+"""dtype_agreement.py on a tiny saved folder: fp32, bf16 and the rounded-weights control summarize, and the
+comparison adds up."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def test_both_dtypes_summarize_and_are_compared(tmp_path, tokenizer):
     assert record["papers"] == 3 and set(summaries) == set(dtype_agreement.VARIANTS)
     assert all(len(texts) == 3 and all(texts) for texts in summaries.values())
     for name, count in record["identical_to_fp32"].items():
-        assert count == sum(a == b for a, b in zip(summaries["fp32"], summaries[name]))
+        assert count == sum(a == b for a, b in zip(summaries["fp32"], summaries[name], strict=True))
         if count == 3:  # identical summaries score 100 against each other
             assert record["rouge_vs_fp32"][name]["rouge1"] == 100.0
     assert set(record["identical_to_fp32"]) == {"bf16", dtype_agreement.ROUNDED}
