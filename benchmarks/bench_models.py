@@ -24,8 +24,8 @@ PEGASUS-X (blocks of 512, 32 global tokens) and BART with n learned positions (f
 
 Per (model, length) point, each in its own child process (isolation, memory high-water, crash containment):
 forced generation (min_new_tokens = max_new_tokens, greedy, KV cache), a training step (forward + backward +
-AdamW step on random token ids and random 256-token labels), the peak memory of each phase above the
-footprint of the built model (CPU: VmHWM, reset through /proc/self/clear_refs; CUDA:
+fused AdamW step, the Trainer's default, on random token ids and random 256-token labels), the peak memory
+of each phase above the footprint of the built model (CPU: VmHWM, reset through /proc/self/clear_refs; CUDA:
 max_memory_allocated), and the FLOPs of one training forward+backward (torch.utils.flop_counter, once per
 point; on CPU through SDPA's math backend, whose matmuls it counts, unlike CPU's fused kernel).
 Repetitions run round-robin over the models (rep 1 of every point, then rep 2, ...); times are medians over

@@ -20,7 +20,7 @@ from typing import Any
 
 import common
 import torch
-from model_point import make_batch, optimizer_step
+from model_point import make_batch, optimizer_step, training_optimizer
 from model_zoo import SETTINGS, build_model, tiny
 
 from pyramidion_hf.model_folder import cpu_has_fast_bf16
@@ -35,7 +35,7 @@ def step_point(opts: dict[str, Any], checkpoint: Any) -> dict[str, Any]:
     model = build_model(NAME, setting, opts["n"]).train()
     if opts["checkpointing"]:
         model.activation_checkpointing_enable()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = training_optimizer(model)
     data = make_batch(NAME, setting.vocab, opts["n"], 1, opts["target"], torch.device("cpu"))
     seconds = []
     for _ in range(opts["steps"]):

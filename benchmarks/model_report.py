@@ -129,11 +129,12 @@ def report(results: dict[str, Any], plan: Plan, command: str) -> str:
     lines = [
         "# Model benchmark: training and generation time, memory, FLOPs (paper §5, Tables 2, 3, 10)",
         "",
-        f"{_opening(results, plan, command)} Training: AdamW step on batch (see column) x n random tokens "
-        f"with {plan.target}-token labels; generation: batch {plan.gen_batch}, forced {plan.gen_tokens} new "
-        f"tokens (greedy, KV cache). Times are medians over {plan.repeats} repetition(s) x {plan.steps} "
-        f"step(s) / {plan.gen_runs} generation(s), after {plan.warmup} warm-up step(s); each (model, n) "
-        "point in a fresh child process, repetitions round-robin over the models. Memory: peak above the "
+        f"{_opening(results, plan, command)} Training: fused AdamW step on batch (see column) x n random "
+        f"tokens with {plan.target}-token labels; generation: batch {plan.gen_batch}, forced "
+        f"{plan.gen_tokens} new tokens (greedy, KV cache). Times are medians over {plan.repeats} "
+        f"repetition(s) x {plan.steps} step(s) / {plan.gen_runs} generation(s), after {plan.warmup} "
+        "warm-up step(s); each (model, n) point in a fresh child process, repetitions round-robin over the "
+        "models. Memory: peak above the "
         "footprint of the built model (weights excluded; grads, AdamW state and activations included; "
         "generation runs first), "
         + ("max_memory_allocated." if plan.device == "cuda" else "RSS high-water (VmHWM) after a reset.")
