@@ -34,6 +34,8 @@ bench: install
 	$(PY) benchmarks/complexity_report.py
 	$(PY) benchmarks/bench_topk.py
 	$(PY) benchmarks/bench_padding.py
+	$(PY) benchmarks/logits_head.py
+	$(PY) benchmarks/optimizer_step.py
 
 # Hours on a 2-core CPU (see benchmarks/bench_models.py); on a GPU machine use benchmarks/gpu_check.sh.
 bench-models: install
