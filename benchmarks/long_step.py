@@ -64,8 +64,8 @@ def report(record: dict[str, Any], command: str) -> str:
         f"{common.generated_by(command)} on {env['cpu']}, {env['threads']} threads, "
         f"**dtype {record['dtype']}**, checkpointing {'on' if record['checkpointing'] else 'off'}, "
         f"allocator / OpenMP settings: {tuning or 'none (glibc defaults)'}. Batch 1, "
-        f"{record['target']}-token labels, AdamW, {record['steps']} step(s) per length: step s = the last "
-        "one, first step s includes allocating the optimizer state; peak RSS of the whole child process "
+        f"{record['target']}-token labels, fused AdamW, {record['steps']} step(s) per length: step s = the "
+        "last one, first step s includes allocating the optimizer state; peak RSS of the whole child process "
         "(VmHWM).",
         "",
         "| n | encoder lengths | params | step s | first step s | peak RSS GiB | status |",
