@@ -124,7 +124,7 @@ def report(record: dict[str, Any], command: str) -> str:
         "compile_config; the warm-up column includes the compile.",
     ]
     if record["dtype"] == "bf16" and record["device"] == "cpu" and not record["cpu_has_fast_bf16"]:
-        lines.append("This CPU has no bf16 units (no avx512_bf16 / amx_bf16): bf16 ran emulated.")
+        lines.append(f"{common.NO_BF16_UNITS}: bf16 ran emulated.")
     return "\n".join(lines) + "\n"
 
 

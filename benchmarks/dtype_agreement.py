@@ -107,7 +107,7 @@ def report(record: dict[str, Any], command: str) -> str:
     lines += ["", "ROUGE F1 x 100 with 95 % bootstrap intervals."]
     if not record["cpu_has_fast_bf16"]:
         lines.append(
-            "This CPU has no bf16 units (no avx512_bf16 / amx_bf16): bf16 ran emulated, so its time per "
+            f"{common.NO_BF16_UNITS}: bf16 ran emulated, so its time per "
             "paper says nothing about bf16 hardware; the summaries carry bf16's rounding of weights and "
             "activations, though a hardware kernel may accumulate in another order."
         )

@@ -94,8 +94,7 @@ def report(record: dict[str, Any], command: str) -> str:
         "# fp32 logits for bf16 models: the LM head's cost in a decode step",
         "",
         f"{common.generated_by(command)}: a {record['vocab']} x {record['d_model']} head, one token per row, "
-        f"medians of {record['repeats']} interleaved calls after a warm-up; {env.get('cpu', 'cpu')}, torch "
-        f"{env.get('torch')}, {env.get('threads')} threads, environment {env.get('env') or 'unset'}.",
+        f"medians of {record['repeats']} interleaved calls after a warm-up; {common.machine(env)}.",
         "",
         "| rows | variant | ms / call | vs bf16 logits | max abs difference to ours |",
         "|---|---|---|---|---|",
@@ -108,7 +107,7 @@ def report(record: dict[str, Any], command: str) -> str:
     lines.append("")
     if not record["cpu_has_fast_bf16"]:
         lines.append(
-            "This CPU has no bf16 units (no avx512_bf16 / amx_bf16): its bf16 matmul is emulated, so the "
+            f"{common.NO_BF16_UNITS}: its bf16 matmul is emulated, so the "
             "bf16 row is no baseline for bf16 hardware; the fp32 rows compare the chunked conversion with a "
             "whole-matrix conversion and with fp32 weights."
         )

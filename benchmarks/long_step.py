@@ -84,7 +84,7 @@ def report(record: dict[str, Any], command: str) -> str:
                 reason += " (SIGKILL: the kernel's out-of-memory killer, or the time limit)"
             lines.append(f"| {row['n']} | - | - | - | - | - | **failed**: {reason} |")
     if record["dtype"] == "bf16" and not record["cpu_has_fast_bf16"]:
-        lines += ["", "This CPU has no bf16 units (no avx512_bf16 / amx_bf16): bf16 ran emulated."]
+        lines += ["", f"{common.NO_BF16_UNITS}: bf16 ran emulated."]
     return "\n".join(lines) + "\n"
 
 

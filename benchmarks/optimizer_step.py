@@ -59,9 +59,7 @@ def report(record: dict[str, Any], command: str) -> str:
         "",
         f"{common.generated_by(command)}: the {record['params'] / 1e6:.1f}M fp32 parameters of "
         f"{record['model']} (deep setting), random gradients, medians of {record['repeats']} interleaved "
-        "steps after one; "
-        f"{env.get('cpu', 'cpu')}, torch {env.get('torch')}, {env.get('threads')} threads, environment "
-        f"{env.get('env') or 'unset'}.",
+        f"steps after one; {common.machine(env)}.",
         "",
         "| AdamW | s / step | speed-up over foreach |",
         "|---|---|---|",
