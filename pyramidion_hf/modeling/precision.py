@@ -27,8 +27,14 @@ def fp32_linear(layer: nn.Linear, hidden: Tensor) -> Tensor:
 
 
 def lm_head_logits(head: nn.Linear, hidden: Tensor) -> Tensor:
-    """The LM head's logits (B, t, vocab) of hidden (B, t, d): fp32 when the head's weights are bf16 / fp16
-    (a model loaded in bf16); under autocast (training) in autocast's dtype, as the speed of a step needs."""
-    if head.weight.dtype == torch.float32 or torch.is_autocast_enabled(hidden.device.type):
+    """The LM head's logits (B, t, vocab) of hidden (B, t, d), in fp32 wherever they pick tokens: with bf16 /
+    fp16 weights, and under autocast without gradients (generation and evaluation, e.g. the Trainer's `--bf16`
+    predict, which runs the forward in accelerate's autocast). In a training step under autocast they stay in
+    autocast's dtype, as the step's speed needs."""
+    device = hidden.device.type
+    if torch.is_autocast_enabled(device) and torch.is_grad_enabled():
         return head(hidden)
-    return fp32_linear(head, hidden)
+    if head.weight.dtype != torch.float32:
+        return fp32_linear(head, hidden)
+    with torch.autocast(device, enabled=False):  # fp32 weights: the module itself, so its hooks still run
+        return head(hidden.float())

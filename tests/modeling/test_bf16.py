@@ -103,18 +103,36 @@ def test_scorers_compute_fp32_scores_under_autocast(scorer):
     assert torch.allclose(scores, rounded.float().score(hidden.float()), atol=tolerance)
 
 
-def test_lm_head_logits_of_bf16_weights_are_fp32_and_do_not_tie():
-    """Two logits 0.02 apart near 10 round to one bf16 value (spacing 0.0625): bf16 logits tie and argmax
-    takes the first; the fp32 logits of the same bf16 weights keep the order."""
+def _head_whose_bf16_logits_tie() -> torch.nn.Linear:
+    """A (2, 4) head giving logits 10 and 10.015625 for hidden (1, 1, 0, 0): 0.016 apart near 10, where bf16's
+    spacing is 0.0625, so in bf16 they round to one value (every weight is exact in bf16)."""
     head = torch.nn.Linear(4, 2, bias=False)
     with torch.no_grad():
         head.weight.copy_(torch.tensor([[10.0, 0, 0, 0], [10.0, 0.015625, 0, 0]]))
-    head.to(torch.bfloat16)
+    return head
+
+
+def test_lm_head_logits_of_bf16_weights_are_fp32_and_do_not_tie():
+    """bf16 logits tie and argmax takes the first; the fp32 logits of the same bf16 weights keep the order."""
+    head = _head_whose_bf16_logits_tie().to(torch.bfloat16)
     hidden = torch.tensor([[[1.0, 1.0, 0, 0]]], dtype=torch.bfloat16)
     assert head(hidden)[0, 0, 0] == head(hidden)[0, 0, 1]  # tied in bf16
     logits = lm_head_logits(head, hidden)
     assert logits.dtype == torch.float32
     assert logits[0, 0].tolist() == [10.0, 10.015625] and logits.argmax(-1).item() == 1
+
+
+def test_lm_head_logits_under_autocast_are_fp32_without_gradients_and_bf16_in_a_training_step():
+    """Generation and evaluation under autocast (the Trainer's --bf16 predict) pick tokens from fp32 logits
+    of the fp32 weights; a training step keeps autocast's bf16 logits, which tie here."""
+    head = _head_whose_bf16_logits_tie()
+    hidden = torch.tensor([[[1.0, 1.0, 0, 0]]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        step = lm_head_logits(head, hidden)
+        with torch.no_grad():
+            picked = lm_head_logits(head, hidden)
+    assert step.dtype == torch.bfloat16 and step[0, 0, 0] == step[0, 0, 1]
+    assert picked.dtype == torch.float32 and picked[0, 0].tolist() == [10.0, 10.015625]
 
 
 def test_fp32_linear_converts_large_weights_chunk_by_chunk_to_the_same_result():
@@ -127,7 +145,7 @@ def test_fp32_linear_converts_large_weights_chunk_by_chunk_to_the_same_result():
     torch.testing.assert_close(out, reference, rtol=1e-6, atol=1e-5)
 
 
-def test_model_logits_are_fp32_with_bf16_weights_and_autocast_dtype_in_training():
+def test_model_logits_are_fp32_with_bf16_weights_or_autocast_evaluation_and_bf16_in_training():
     model = tiny_model(seed=0)
     ids, mask = random_batch([40, 17], VOCAB)
     with torch.no_grad():
@@ -141,4 +159,10 @@ def test_model_logits_are_fp32_with_bf16_weights_and_autocast_dtype_in_training(
     model.float().train()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(input_ids=ids, attention_mask=mask, labels=ids[:, :8].contiguous())
+        with torch.no_grad():
+            evaluated = model.eval()(input_ids=ids, attention_mask=mask)
+            hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
     assert out.logits.dtype == torch.bfloat16 and out.loss.dtype == torch.float32
+    assert evaluated.logits.dtype == torch.float32  # the fp32 head over autocast's hidden states
+    expected = torch.nn.functional.linear(hidden.float(), model.lm_head.weight)
+    torch.testing.assert_close(evaluated.logits, expected, rtol=0, atol=0)

@@ -11,6 +11,8 @@ import torch
 from run_helpers import build_tokenizer, logged_losses, run_argv, run_command_line, write_corpus
 from safetensors.torch import load_file
 
+from pyramidion_hf.modeling import modeling_pyramidion
+from pyramidion_hf.modeling.precision import lm_head_logits
 from pyramidion_hf.training.demo import FULL, FULL_BF16, SMOKE, demo_arguments, demo_size
 
 
@@ -41,6 +43,26 @@ def test_bf16_run_trains_evaluates_and_keeps_fp32_weights(corpus, tmp_path: Path
     assert math.isfinite(result.metrics["eval_loss"])
     weights = load_file(str(tmp_path / "out" / "model.safetensors"))  # saved in their fp32 master dtype
     assert {tensor.dtype for tensor in weights.values()} == {torch.float32}
+
+
+def test_bf16_predict_generates_every_token_from_fp32_logits(corpus, tmp_path: Path, monkeypatch) -> None:
+    """`--bf16 --predict_with_generate`: accelerate runs each forward of generate() under autocast; the logits
+    that pick the tokens are still fp32 (bf16 ones tie and change the summaries)."""
+    files, tokenizer = corpus
+    calls = []
+
+    def recorded(head: torch.nn.Linear, hidden: torch.Tensor) -> torch.Tensor:
+        logits = lm_head_logits(head, hidden)
+        calls.append((torch.is_autocast_enabled("cpu"), torch.is_grad_enabled(), logits.dtype))
+        return logits
+
+    monkeypatch.setattr(modeling_pyramidion, "lm_head_logits", recorded)
+    argv = run_argv(
+        files, tokenizer, tmp_path / "out", "--do_predict", "--predict_with_generate", "--bf16", "--use_cpu"
+    )
+    result = run_command_line(argv)
+    assert math.isfinite(result.metrics["predict_rouge1"])
+    assert len(calls) >= 2 and set(calls) == {(True, False, torch.float32)}
 
 
 def test_demo_picks_the_bf16_profile_only_when_asked() -> None:
