@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install test test-slow lint bench bench-models bench-models-bf16 bench-table2 bench-table2-bf16 \
+.PHONY: install test test-slow lint bench bench-models bench-models-fp32 bench-models-bf16 bench-table2 bench-table2-bf16 \
 	bench-estimate bench-selection demo clean
 
 install: $(STAMP)
@@ -44,6 +44,8 @@ bench-models: install
 # The paper's deep setting at 8k (training batch 1, generation batch 8 x 512 forced tokens), fp32 / bf16.
 PAPER_8K := --setting deep --lengths 8192 --models blockwise,deep-pyramidion,led,pegasus-x --gen-batch 8 \
 	--gen-tokens 512 --repeats 2 --steps 1 --gen-runs 1 --point-budget 1500
+bench-models-fp32: install
+	$(PY) benchmarks/bench_models.py $(PAPER_8K) --out benchmarks/results/paper_8k_fp32
 bench-models-bf16: install
 	$(PY) benchmarks/bench_models.py $(PAPER_8K) --dtype bf16 --out benchmarks/results/paper_8k_bf16
 

@@ -1,10 +1,11 @@
 """bf16 vs fp32 inference of a trained model folder (default: `make demo`'s outputs/demo/model): the summaries
 of the ACLSum test papers generated through the summarization pipeline with fp32 weights, with bf16 weights,
-and -- the control -- with the bf16-rounded weights computing in fp32 (the saved generation config, e.g. the
-demo's no-repeat-ngram 3): how many are identical to fp32's, ROUGE of each against the reference abstracts
-(with 95 % bootstrap intervals) and against the fp32 summaries, and the seconds per paper of each. The control
-separates what rounding the weights changes (a bf16 checkpoint is a slightly different model) from what bf16
-arithmetic adds. Writes results/dtype_agreement.{md,json}.
+with fp32 weights under bf16 autocast (what the Trainer's `--bf16` evaluation runs) and -- the control -- with
+the bf16-rounded weights computing in fp32 (the saved generation config, e.g. the demo's no-repeat-ngram 3):
+how many are identical to fp32's, ROUGE of each against the reference abstracts (with 95 % bootstrap
+intervals) and against the fp32 summaries, and the seconds per paper of each. The control separates what
+rounding the weights changes (a bf16 checkpoint is a slightly different model) from what bf16 arithmetic
+adds. Writes results/dtype_agreement.{md,json}.
 
     python benchmarks/dtype_agreement.py                        # after `make demo`
     python benchmarks/dtype_agreement.py --model DIR --papers 20
@@ -19,26 +20,30 @@ from pathlib import Path
 from typing import Any
 
 import common
+import torch
 
 from pyramidion_hf.model_folder import cpu_has_fast_bf16
 from pyramidion_hf.training.aclsum import load_aclsum
 from pyramidion_hf.training.metrics import ROUGE_KEYS, rouge_with_ci
 from pyramidion_hf.training.summarize import load_pipeline, summarize
 
+AUTOCAST = "fp32 weights, bf16 autocast"
 ROUNDED = "bf16-rounded weights, fp32 arithmetic"
-VARIANTS = ("fp32", "bf16", ROUNDED)
+VARIANTS = ("fp32", "bf16", AUTOCAST, ROUNDED)
+LOADED_AS = {"fp32": "fp32", "bf16": "bf16", AUTOCAST: "fp32", ROUNDED: "bf16"}  # the pipeline's dtype
 
 
 def generate_all(model: Path, articles: list[str], variant: str) -> tuple[list[str], list[float]]:
     """Each article's summary with the weights and arithmetic of `variant` and the seconds it took."""
-    pipe = load_pipeline(model, dtype="bf16" if variant == ROUNDED else variant)
+    pipe = load_pipeline(model, dtype=LOADED_AS[variant])
     if variant == ROUNDED:
         pipe.model.float()
     summaries, seconds = [], []
-    for article in articles:
-        tic = time.perf_counter()
-        summaries.append(summarize(pipe, article))
-        seconds.append(time.perf_counter() - tic)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant == AUTOCAST):
+        for article in articles:
+            tic = time.perf_counter()
+            summaries.append(summarize(pipe, article))
+            seconds.append(time.perf_counter() - tic)
     return summaries, seconds
 
 
@@ -87,8 +92,9 @@ def report(record: dict[str, Any], command: str) -> str:
         "",
         f"{common.generated_by(command)}: `{record['model']}`, the first {papers} ACLSum test papers, "
         "summarization pipeline with the folder's generation config. bf16: the model loaded in bf16 (its "
-        "pooling scores and logits computed in fp32 from the bf16 weights); the control: the same rounded "
-        "weights computing in fp32.",
+        "pooling scores and logits computed in fp32 from the bf16 weights); autocast: the fp32 model under "
+        "`torch.autocast(bfloat16)`, as in the Trainer's `--bf16` evaluation (matmuls in bf16, pooling "
+        "scores and logits in fp32); the control: the bf16-rounded weights computing in fp32.",
         "",
         f"**Summaries identical to fp32's: {counts}.**",
         "",

@@ -1,5 +1,5 @@
-"""dtype_agreement.py on a tiny saved folder: fp32, bf16 and the rounded-weights control summarize, and the
-comparison adds up."""
+"""dtype_agreement.py on a tiny saved folder: fp32, bf16, autocast and the rounded-weights control summarize,
+and the comparison adds up."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_both_dtypes_summarize_and_are_compared(tmp_path, tokenizer):
         assert count == sum(a == b for a, b in zip(summaries["fp32"], summaries[name], strict=True))
         if count == 3:  # identical summaries score 100 against each other
             assert record["rouge_vs_fp32"][name]["rouge1"] == 100.0
-    assert set(record["identical_to_fp32"]) == {"bf16", dtype_agreement.ROUNDED}
+    assert set(record["identical_to_fp32"]) == {"bf16", dtype_agreement.AUTOCAST, dtype_agreement.ROUNDED}
     saved = json.loads((tmp_path / "dtype_agreement.json").read_text())
     assert saved["identical_to_fp32"] == record["identical_to_fp32"]
     text = (tmp_path / "dtype_agreement.md").read_text()
