@@ -1,20 +1,19 @@
 """What fp32 logits cost a bf16 model: milliseconds per call of the LM head (vocab x d) in a decode step, for
-greedy rows (batch 8) and beam rows (4 beams x 8), with bf16 logits, with our fp32 logits from the bf16
-weights (`precision.lm_head_logits`: chunked conversion), with the whole matrix converted per call, and with
-fp32 weights; one process, the variants interleaved round-robin, medians. Writes results/logits_head.{md,json}
-(--quick: logits_head_quick.*).
+greedy rows (batch 8) and beam rows (4 beams x 8): bf16 logits; ours (`precision.lm_head_logits`: in a decode
+step the bf16 matmul, then its best `REFINED_CANDIDATES` tokens per row recomputed in fp32); the exact fp32
+logits of the bf16 weights by chunked conversion (`fp32_linear`, what ours does for several positions per
+row: prefill, evaluation); the whole matrix converted per call; fp32 weights. Each is timed warm (the head
+stays in the CPU's cache from the call before) and cold (a buffer larger than the cache is read between
+calls, as the decoder's weights are between two decode steps); one process, the variants interleaved
+round-robin, medians. Writes results/logits_head.{md,json} (--quick: logits_head_quick.*).
 
     python benchmarks/logits_head.py             # deep setting: vocab 32000, d 768
     python benchmarks/logits_head.py --quick     # tiny sizes, seconds: checks that it works
-
-Context: the deep DeepPyramidion decode step (batch 8, bf16) took ~53 ms on a CPU with AVX512-BF16
-(paper_8k_bf16), of which the head is a few ms.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -27,10 +26,15 @@ import torch.nn.functional as F
 from model_zoo import SETTINGS, tiny
 
 from pyramidion_hf.model_folder import cpu_has_fast_bf16
-from pyramidion_hf.modeling.precision import FP32_CHUNK_ROWS, lm_head_logits
+from pyramidion_hf.modeling.precision import REFINED_CANDIDATES, fp32_linear, lm_head_logits
 
 BASELINE = "bf16 logits"
-OURS = "fp32 logits from bf16 weights (ours, chunked)"
+OURS = "ours: bf16 matmul, top candidates in fp32"
+EXACT = "exact fp32 logits, chunked conversion"
+# tokens per row where accuracy is checked: well inside the refined candidates (those are the best of the
+# bf16 logits, so the exact ranking's last few candidates may fall outside them)
+TOP_CHECKED = REFINED_CANDIDATES // 2
+EVICT_BYTES = 256 << 20  # read between cold calls: more than the last-level cache of the machines used
 
 
 def variants(vocab: int, d_model: int) -> dict[str, tuple[Callable, torch.dtype]]:
@@ -38,10 +42,10 @@ def variants(vocab: int, d_model: int) -> dict[str, tuple[Callable, torch.dtype]
     head = torch.nn.Linear(d_model, vocab, bias=False)
     bf16 = torch.nn.Linear(d_model, vocab, bias=False).to(torch.bfloat16)
     bf16.weight.data.copy_(head.weight.data)
-    ours = functools.partial(lm_head_logits, bf16)
     return {
         BASELINE: (bf16, torch.bfloat16),
-        OURS: (ours, torch.bfloat16),
+        OURS: (lambda h: lm_head_logits(bf16, h), torch.bfloat16),
+        EXACT: (lambda h: fp32_linear(bf16, h), torch.bfloat16),
         "fp32 logits, whole matrix converted": (
             lambda h: F.linear(h.float(), bf16.weight.float()),
             torch.bfloat16,
@@ -50,36 +54,54 @@ def variants(vocab: int, d_model: int) -> dict[str, tuple[Callable, torch.dtype]
     }
 
 
+def _accuracy(logits: torch.Tensor, exact: torch.Tensor) -> dict[str, float]:
+    """How `logits` (rows, 1, vocab) differ from the exact ones: at each row's TOP_CHECKED best exact tokens
+    and anywhere, and how many rows pick the exact argmax."""
+    top = exact.topk(min(TOP_CHECKED, exact.shape[-1]), dim=-1).indices
+    return {
+        "max_abs_diff_top": (logits.gather(-1, top) - exact.gather(-1, top)).abs().max().item(),
+        "max_abs_diff": (logits - exact).abs().max().item(),
+        "argmax_agrees": (logits.argmax(-1) == exact.argmax(-1)).float().mean().item(),
+    }
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """Time every variant on each row count; returns the record."""
+    """Time every variant on each row count, warm and cold; returns the record."""
     torch.manual_seed(0)
     setting = tiny(SETTINGS["deep"]) if args.quick else SETTINGS["deep"]
     heads = variants(setting.vocab, setting.d_model)
+    evict = torch.ones((1 << 20) if args.quick else EVICT_BYTES // 4)
     rows: dict[str, dict[str, Any]] = {}
     with torch.no_grad():
         for label, count in (("greedy, batch 8", 8), ("beam 4 x batch 8", 32)):
-            hidden = torch.randn(count, 1, setting.d_model)
-            seconds: dict[str, list[float]] = {name: [] for name in heads}
+            hidden = torch.randn(count, 1, setting.d_model).bfloat16()
+            seconds: dict[str, dict[str, list[float]]] = {"warm": {}, "cold": {}}
             for _ in range(args.repeats + 1):  # the first round warms up
                 for name, (apply, dtype) in heads.items():
                     inputs = hidden.to(dtype)
-                    tic = time.perf_counter()
-                    apply(inputs)
-                    seconds[name].append(time.perf_counter() - tic)
-            medians = {name: statistics.median(times[1:]) for name, times in seconds.items()}
-            outputs = {name: apply(hidden.to(dtype)).float() for name, (apply, dtype) in heads.items()}
-            ours = outputs[OURS]
+                    for mode in ("warm", "cold"):
+                        if mode == "cold":
+                            evict.sum()
+                        tic = time.perf_counter()
+                        apply(inputs)
+                        seconds[mode].setdefault(name, []).append(time.perf_counter() - tic)
+            exact = heads[EXACT][0](hidden)
             rows[label] = {
                 "rows": count,
-                "ms": {name: 1000 * s for name, s in medians.items()},
-                "max_abs_diff_to_ours": {
-                    name: (out - ours).abs().max().item() for name, out in outputs.items()
+                "ms": {
+                    mode: {name: 1000 * statistics.median(times[1:]) for name, times in by_name.items()}
+                    for mode, by_name in seconds.items()
+                },
+                "accuracy": {
+                    name: _accuracy(apply(hidden.to(dtype)).float(), exact)
+                    for name, (apply, dtype) in heads.items()
                 },
             }
     return {
         "vocab": setting.vocab,
         "d_model": setting.d_model,
-        "chunk_rows": FP32_CHUNK_ROWS,
+        "refined_candidates": REFINED_CANDIDATES,
+        "top_checked": TOP_CHECKED,
         "repeats": args.repeats,
         "quick": args.quick,
         "cpu_has_fast_bf16": cpu_has_fast_bf16(),
@@ -88,28 +110,35 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(record: dict[str, Any], command: str) -> str:
-    """Markdown: ms per call of each variant and its time relative to bf16 logits."""
+    """Markdown: ms per call of each variant, warm and cold, relative to bf16 logits, and its accuracy."""
     env = record["environment"]
     lines = [
         "# fp32 logits for bf16 models: the LM head's cost in a decode step",
         "",
         f"{common.generated_by(command)}: a {record['vocab']} x {record['d_model']} head, one token per row, "
-        f"medians of {record['repeats']} interleaved calls after a warm-up; {common.machine(env)}.",
+        f"medians of {record['repeats']} interleaved calls after a warm-up; {common.machine(env)}. Cold: "
+        f"{EVICT_BYTES >> 20} MiB read before each call. Differences are to the exact fp32 logits of the bf16 "
+        f"weights; 'top' = each row's {record['top_checked']} best tokens (ours recomputes the "
+        f"{record['refined_candidates']} best of the bf16 matmul).",
         "",
-        "| rows | variant | ms / call | vs bf16 logits | max abs difference to ours |",
-        "|---|---|---|---|---|",
+        "| rows | variant | warm ms | vs bf16 | cold ms | vs bf16 | max abs diff (top) | max abs diff | "
+        "argmax exact |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, row in record["results"].items():
-        base = row["ms"][BASELINE]
-        for name, ms in row["ms"].items():
-            diff = row["max_abs_diff_to_ours"][name]
-            lines.append(f"| {label} | {name} | {ms:.2f} | {ms / base:.2f}x | {diff:.1e} |")
+        warm, cold = row["ms"]["warm"], row["ms"]["cold"]
+        for name in warm:
+            acc = row["accuracy"][name]
+            lines.append(
+                f"| {label} | {name} | {warm[name]:.2f} | {warm[name] / warm[BASELINE]:.2f}x | "
+                f"{cold[name]:.2f} | {cold[name] / cold[BASELINE]:.2f}x | {acc['max_abs_diff_top']:.1e} | "
+                f"{acc['max_abs_diff']:.1e} | {100 * acc['argmax_agrees']:.0f} % |"
+            )
     lines.append("")
     if not record["cpu_has_fast_bf16"]:
         lines.append(
-            f"{common.NO_BF16_UNITS}: its bf16 matmul is emulated, so the "
-            "bf16 row is no baseline for bf16 hardware; the fp32 rows compare the chunked conversion with a "
-            "whole-matrix conversion and with fp32 weights."
+            f"{common.NO_BF16_UNITS}: its bf16 matmul is emulated, so the bf16 rows are no baseline for bf16 "
+            "hardware."
         )
     return "\n".join(lines) + "\n"
 

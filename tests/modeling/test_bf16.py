@@ -7,7 +7,13 @@ import pytest
 import torch
 from conftest import random_batch, tiny_model
 
-from pyramidion_hf.modeling.precision import FP32_CHUNK_ROWS, fp32_linear, lm_head_logits
+from pyramidion_hf.modeling.precision import (
+    FP32_CHUNK_ROWS,
+    REFINED_CANDIDATES,
+    fp32_linear,
+    lm_head_logits,
+    refined_decode_logits,
+)
 from pyramidion_hf.topk import successive_halving_topk
 
 VOCAB = 64
@@ -120,6 +126,31 @@ def test_lm_head_logits_of_bf16_weights_are_fp32_and_do_not_tie():
     logits = lm_head_logits(head, hidden)
     assert logits.dtype == torch.float32
     assert logits[0, 0].tolist() == [10.0, 10.015625] and logits.argmax(-1).item() == 1
+
+
+def test_decode_step_logits_of_bf16_weights_do_not_tie_either():
+    """A decode step (one position, no gradients) takes the refined path, which resolves the same tie."""
+    head = _head_whose_bf16_logits_tie().to(torch.bfloat16)
+    with torch.no_grad():
+        logits = lm_head_logits(head, torch.tensor([[[1.0, 1.0, 0, 0]]], dtype=torch.bfloat16))
+    assert logits.dtype == torch.float32
+    assert logits[0, 0].tolist() == [10.0, 10.015625] and logits.argmax(-1).item() == 1
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_refined_decode_logits_are_exact_at_the_top_and_bf16_accurate_elsewhere(bias):
+    torch.manual_seed(0)
+    vocab = 3 * REFINED_CANDIDATES
+    head = torch.nn.Linear(96, vocab, bias=bias).to(torch.bfloat16)
+    hidden = torch.randn(5, 1, 96, dtype=torch.bfloat16)
+    exact = fp32_linear(head, hidden)
+    refined = refined_decode_logits(head, hidden)
+    assert refined.dtype == torch.float32 and refined.shape == (5, 1, vocab)
+    top = exact.topk(REFINED_CANDIDATES // 2, dim=-1).indices  # well inside the refined candidates
+    torch.testing.assert_close(refined.gather(-1, top), exact.gather(-1, top), rtol=1e-6, atol=1e-5)
+    assert torch.equal(refined.topk(8, dim=-1).indices, exact.topk(8, dim=-1).indices)
+    rest = (refined - exact).abs() / exact.abs().clamp(min=1e-3)
+    assert rest.max() <= 2**-8 and 0 < (refined != exact).sum()  # the tail keeps bf16 values
 
 
 def test_lm_head_logits_under_autocast_are_fp32_without_gradients_and_bf16_in_a_training_step():
