@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install test test-slow lint bench bench-models bench-models-fp32 bench-models-bf16 bench-table2 bench-table2-bf16 \
+.PHONY: install test test-slow lint bench bench-models bench-models-fp32 bench-models-bf16 bench-scaling bench-scaling-bf16 bench-table2 bench-table2-bf16 \
 	bench-estimate bench-selection demo clean
 
 install: $(STAMP)
@@ -48,6 +48,14 @@ bench-models-fp32: install
 	$(PY) benchmarks/bench_models.py $(PAPER_8K) --out benchmarks/results/paper_8k_fp32
 bench-models-bf16: install
 	$(PY) benchmarks/bench_models.py $(PAPER_8K) --dtype bf16 --out benchmarks/results/paper_8k_bf16
+
+# The 2k-64k scaling of the deep setting (training batch 1, generation batch 1 x 64 tokens up to 2k), fp32 / bf16.
+SCALING := --setting deep --lengths 2048,16384,32768,65536 --models blockwise,deep-pyramidion,led,pegasus-x \
+	--repeats 1 --steps 1 --gen-runs 1 --gen-lengths 2048 --memory-limit-gb 23 --point-budget 1200
+bench-scaling: install
+	$(PY) benchmarks/bench_models.py $(SCALING) --out benchmarks/results/scaling
+bench-scaling-bf16: install
+	$(PY) benchmarks/bench_models.py $(SCALING) --dtype bf16 --out benchmarks/results/scaling_bf16
 
 # Table 2 (20 shallow rows) -> benchmarks/results/table2 (table2_bf16); `make bench-estimate` sizes them first.
 bench-table2: install

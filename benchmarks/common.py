@@ -34,8 +34,9 @@ TUNING_PREFIXES = ("MALLOC_", "OMP_WAIT_POLICY", "KMP_", "GOMP_", "LD_PRELOAD", 
 # already-faulted pages. Older glibc caps MALLOC_MMAP_THRESHOLD_ at 32 MiB; MALLOC_MMAP_MAX_=0 covers that
 # case (threshold_probe() records what this glibc accepts). OpenMP threads spin briefly before they sleep
 # (libgomp's default, written out so that it is recorded): OMP_WAIT_POLICY=PASSIVE, which make exports for
-# shared machines, wakes a sleeping thread for every parallel op, ~80 us each on 2 cores, and made a bf16 decode
-# step of the deep DeepPyramidion 1.5x slower (34 vs 22 ms for a batch of 8); training steps did not change.
+# shared machines, wakes a sleeping thread for every parallel op, ~80 us each on 2 cores, and made a bf16
+# decode step of the deep DeepPyramidion 1.4x slower (results/decode_cache_passive.md); training steps did
+# not change.
 TUNED_SETTINGS = {
     "GOMP_SPINCOUNT": "300000",
     "MALLOC_MMAP_THRESHOLD_": str(64 * GIB),

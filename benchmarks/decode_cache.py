@@ -106,7 +106,8 @@ def report(record: dict[str, Any], command: str) -> str:
         f"{common.generated_by(command)}: DeepPyramidion ({record['setting']} setting) decoding "
         f"{record['tokens']} forced tokens for a batch of {record['batch']} over "
         f"k = {record['pooled_k']} pooled vectors (n = {record['n']}), **dtype {record['dtype']}**, "
-        f"{record['device']}, medians of {record['repeats']} interleaved runs after one warm-up each.",
+        f"{record['device']}, {common.machine(record['environment'])}, medians of {record['repeats']} "
+        "interleaved runs after one warm-up each.",
         "",
         "| mode | s / generation | ms / token | vs dynamic | warm-up s (incl. compile) | same tokens |",
         "|---|---|---|---|---|---|",
@@ -141,12 +142,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend (tests: eager)")
     parser.add_argument("--out", type=Path, default=common.RESULTS)
+    parser.add_argument("--stem", default=None, help="file name of the results (default decode_cache)")
     args = parser.parse_args(argv)
     args.n = args.n or (512 if args.quick else 8192)
     args.tokens = args.tokens or (8 if args.quick else 128)
     args.repeats = args.repeats or (1 if args.quick else 3)
     record = measure(args)
-    stem = "decode_cache_quick" if args.quick else "decode_cache"
+    stem = args.stem or ("decode_cache_quick" if args.quick else "decode_cache")
     common.publish(args.out, stem, record, report, common.command_line(__file__, argv))
     return record
 

@@ -117,8 +117,8 @@ def report(record: dict[str, Any], command: str) -> str:
         "",
         f"{common.generated_by(command)}: a {record['vocab']} x {record['d_model']} head, one token per row, "
         f"medians of {record['repeats']} interleaved calls after a warm-up; {common.machine(env)}. Cold: "
-        f"{EVICT_BYTES >> 20} MiB read before each call. Differences are to the exact fp32 logits of the bf16 "
-        f"weights; 'top' = each row's {record['top_checked']} best tokens (ours recomputes the "
+        f"{EVICT_BYTES >> 20} MiB read before each call. Differences are to the exact fp32 logits of the "
+        f"bf16 weights; 'top' = each row's {record['top_checked']} best tokens (ours recomputes the "
         f"{record['refined_candidates']} best of the bf16 matmul).",
         "",
         "| rows | variant | warm ms | vs bf16 | cold ms | vs bf16 | max abs diff (top) | max abs diff | "

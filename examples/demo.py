@@ -76,8 +76,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--dtype", choices=DTYPE_CHOICES, default="fp32",
         help="fp32 (default) or bf16 / auto (bf16 where the hardware has fast bf16: AMX / AVX512-BF16 CPUs, "
-        "CUDA): autocast training with 360 instead of 220 steps in less time; measured on this project's CPU "
-        "it scored lower ROUGE than fp32 (ROUGE-1 27.8 vs 30.2), so fp32 stays the default",
+        "CUDA): autocast training with 360 instead of 220 steps, each 1.37x faster on this project's AMX "
+        "CPU; the extra steps overfit the 100 papers (ROUGE-2 3.1 vs 4.0), so fp32 stays the default",
     )  # fmt: skip
     return parser.parse_args(argv)
 

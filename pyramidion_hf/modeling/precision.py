@@ -18,8 +18,8 @@ from torch import Tensor, nn
 # Weight rows converted to fp32 at a time: 1024 x d_model fp32 (3 MiB at d=768) stays in the CPU's cache, so
 # a (vocab, d) bf16 matrix is read from memory once and never copied whole to fp32.
 FP32_CHUNK_ROWS = 1024
-# Tokens per row whose decode-step logits are recomputed exactly in fp32: every candidate of greedy, beam (up to
-# 64 beams) and top-k <= 128 sampling; the rest keep the bf16 matmul's value (relative error <= 2**-9).
+# Tokens per row whose decode-step logits are recomputed exactly in fp32: every candidate of greedy, beam (up
+# to 64 beams) and top-k <= 128 sampling; the rest keep the bf16 matmul's value (relative error <= 2**-9).
 REFINED_CANDIDATES = 128
 
 
