@@ -701,7 +701,7 @@ class PyramidionForConditionalGeneration(PyramidionPreTrainedModel, GenerationMi
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )
-        logits = lm_head_logits(self.lm_head, outputs.last_hidden_state)
+        logits = lm_head_logits(self.lm_head, outputs.last_hidden_state, for_loss=labels is not None)
         if self.config.add_final_logits_bias:
             logits = logits + self.final_logits_bias.to(logits.dtype)
         loss = None

@@ -47,17 +47,17 @@ def refined_decode_logits(head: nn.Linear, hidden: Tensor) -> Tensor:
         return rough.scatter(-1, top, exact)
 
 
-def lm_head_logits(head: nn.Linear, hidden: Tensor) -> Tensor:
+def lm_head_logits(head: nn.Linear, hidden: Tensor, for_loss: bool = False) -> Tensor:
     """The LM head's logits (B, t, vocab) of hidden (B, t, d), in fp32 wherever they pick tokens: with bf16 /
     fp16 weights, and under autocast without gradients (generation and evaluation, e.g. the Trainer's `--bf16`
     predict, which runs the forward in accelerate's autocast). In a training step under autocast they stay in
-    autocast's dtype, as the step's speed needs. A decode step of bf16 / fp16 weights refines the bf16 logits
-    (`refined_decode_logits`)."""
+    autocast's dtype, as the step's speed needs. A decode step of bf16 / fp16 weights (one position, no
+    gradients, not `for_loss`) refines the bf16 logits (`refined_decode_logits`); a loss sees exact ones."""
     device = hidden.device.type
     if torch.is_autocast_enabled(device) and torch.is_grad_enabled():
         return head(hidden)
     if head.weight.dtype != torch.float32:
-        if hidden.shape[-2] == 1 and not torch.is_grad_enabled():
+        if hidden.shape[-2] == 1 and not (torch.is_grad_enabled() or for_loss):
             return refined_decode_logits(head, hidden)
         return fp32_linear(head, hidden)
     with torch.autocast(device, enabled=False):  # fp32 weights: the module itself, so its hooks still run

@@ -153,6 +153,23 @@ def test_refined_decode_logits_are_exact_at_the_top_and_bf16_accurate_elsewhere(
     assert rest.max() <= 2**-8 and 0 < (refined != exact).sum()  # the tail keeps bf16 values
 
 
+def test_a_loss_over_one_label_position_sees_exact_logits_not_the_refined_decode_step():
+    """Evaluation with labels of one position and no gradients looks like a decode step; its loss must
+    still see every logit exact, since cross-entropy sums over the whole vocabulary."""
+    model = tiny_model(seed=0, vocab_size=3 * REFINED_CANDIDATES).to(torch.bfloat16).eval()
+    ids, mask = random_batch([40, 17], 3 * REFINED_CANDIDATES)
+    labels = ids[:, :1].contiguous()
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, labels=labels)
+        starts = model.prepare_decoder_input_ids_from_labels(labels)
+        hidden = model.model(input_ids=ids, attention_mask=mask, decoder_input_ids=starts).last_hidden_state
+    exact = fp32_linear(model.lm_head, hidden)
+    assert not torch.equal(exact, refined_decode_logits(model.lm_head, hidden))  # the two paths differ here
+    torch.testing.assert_close(out.logits, exact, rtol=0, atol=0)
+    expected = torch.nn.functional.cross_entropy(exact.flatten(0, 1), labels.flatten())
+    torch.testing.assert_close(out.loss, expected, rtol=1e-6, atol=1e-6)
+
+
 def test_lm_head_logits_under_autocast_are_fp32_without_gradients_and_bf16_in_a_training_step():
     """Generation and evaluation under autocast (the Trainer's --bf16 predict) pick tokens from fp32 logits
     of the fp32 weights; a training step keeps autocast's bf16 logits, which tie here."""
