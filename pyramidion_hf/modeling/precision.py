@@ -11,6 +11,9 @@ costs a gather instead of converting the matrix (results/logits_head.md).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -23,6 +26,24 @@ FP32_CHUNK_ROWS = 1024
 REFINED_CANDIDATES = 128
 
 
+def through_module_hooks(
+    compute: Callable[[nn.Linear, Tensor], Tensor],
+) -> Callable[[nn.Linear, Tensor], Tensor]:
+    """`compute(layer, hidden)` run inside the layer's accelerate hook, as `layer(hidden)` would be: offloaded
+    weights are loaded and inputs moved to the layer's device first (`device_map`, `cpu_offload`)."""
+
+    @functools.wraps(compute)
+    def hooked(layer: nn.Linear, hidden: Tensor) -> Tensor:
+        hook = getattr(layer, "_hf_hook", None)
+        if hook is None:
+            return compute(layer, hidden)
+        (hidden,), _ = hook.pre_forward(layer, hidden)
+        return hook.post_forward(layer, compute(layer, hidden))
+
+    return hooked
+
+
+@through_module_hooks
 def fp32_linear(layer: nn.Linear, hidden: Tensor) -> Tensor:
     """`layer` applied to hidden (..., d_in) -> (..., d_out) in fp32 arithmetic whatever the dtype of the
     weights, the input or an enclosing autocast; a weight of many rows is converted chunk by chunk."""
@@ -33,6 +54,7 @@ def fp32_linear(layer: nn.Linear, hidden: Tensor) -> Tensor:
         return out if layer.bias is None else out + layer.bias.float()
 
 
+@through_module_hooks
 def refined_decode_logits(head: nn.Linear, hidden: Tensor) -> Tensor:
     """fp32 logits (B, 1, vocab) of a decode step's hidden (B, 1, d) through a bf16 / fp16 head: the matmul in
     the head's dtype, then its `REFINED_CANDIDATES` largest logits per row recomputed exactly in fp32."""

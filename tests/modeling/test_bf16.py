@@ -170,6 +170,24 @@ def test_a_loss_over_one_label_position_sees_exact_logits_not_the_refined_decode
     torch.testing.assert_close(out.loss, expected, rtol=1e-6, atol=1e-6)
 
 
+def test_fp32_islands_run_inside_accelerate_hooks_of_an_offloaded_bf16_model():
+    """Under `cpu_offload` (as under a `device_map` with offload) the weights are on the meta device until
+    the module's hook loads them; the fp32 scorer and logits go through that hook like `layer(hidden)`."""
+    from accelerate import cpu_offload
+
+    vocab = 3 * REFINED_CANDIDATES
+    model = tiny_model(seed=0, vocab_size=vocab).to(torch.bfloat16)
+    ids, mask = random_batch([40, 17], vocab)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        generated = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False)
+        cpu_offload(model, execution_device=torch.device("cpu"))
+        assert model.lm_head.weight.device.type == "meta"
+        offloaded = model(input_ids=ids, attention_mask=mask).logits
+        regenerated = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False)
+    assert torch.equal(offloaded, logits) and torch.equal(regenerated, generated)
+
+
 def test_lm_head_logits_under_autocast_are_fp32_without_gradients_and_bf16_in_a_training_step():
     """Generation and evaluation under autocast (the Trainer's --bf16 predict) pick tokens from fp32 logits
     of the fp32 weights; a training step keeps autocast's bf16 logits, which tie here."""
