@@ -74,20 +74,29 @@ def load_raw_data(
 def wanted_splits(
     data_args: DataArguments, training_args: Seq2SeqTrainingArguments
 ) -> dict[str, tuple[int | None, str]]:
-    """The splits the requested stages read, each with its --max_*_samples limit and that option's name."""
-    wanted = {
-        data_args.train_split: (training_args.do_train, data_args.max_train_samples),
-        data_args.validation_split: (training_args.do_eval, data_args.max_eval_samples),
-        data_args.test_split: (
+    """The splits the requested stages read, each with its --max_*_samples limit and that option's name; two
+    stages may read one split (e.g. --test_split validation) if they ask for the same number of samples."""
+    stages = (
+        (data_args.train_split, training_args.do_train, data_args.max_train_samples),
+        (data_args.validation_split, training_args.do_eval, data_args.max_eval_samples),
+        (
+            data_args.test_split,
             training_args.do_predict or data_args.lead_baseline,
             data_args.max_predict_samples,
         ),
-    }
-    return {
-        split: (limit, option)
-        for (split, (needed, limit)), option in zip(wanted.items(), LIMIT_OPTIONS, strict=True)
-        if needed
-    }
+    )
+    wanted: dict[str, tuple[int | None, str]] = {}
+    for (split, needed, limit), option in zip(stages, LIMIT_OPTIONS, strict=True):
+        if not needed:
+            continue
+        if split in wanted and wanted[split][0] != limit:
+            earlier, earlier_option = wanted[split]
+            raise ValueError(
+                f"Two stages read split {split!r} with different limits ({earlier_option} {earlier}, "
+                f"{option} {limit}): give both the same value, or name different splits."
+            )
+        wanted.setdefault(split, (limit, option))
+    return wanted
 
 
 LIMIT_OPTIONS = ("--max_train_samples", "--max_eval_samples", "--max_predict_samples")

@@ -225,6 +225,17 @@ def test_source_length_beyond_the_model_is_a_clear_error(corpus, tmp_path: Path)
         predict_only({"test": files["test"]}, tokenizer, tmp_path / "out", "--max_source_length", "128")
 
 
+def test_evaluate_and_predict_may_read_the_same_split(corpus, tmp_path: Path) -> None:
+    files, tokenizer = corpus
+    validation, same = {"validation": files["validation"]}, ("--do_eval", "--test_split", "validation")
+    result = predict_only(validation, tokenizer, tmp_path / "a", *same)
+    kept = result.data_report["validation"]["n_kept"]
+    assert result.metrics["predict_samples"] == result.metrics["eval_samples"] == kept > 0
+    assert list(result.data_report) == ["validation"]
+    with pytest.raises(ValueError, match="read split 'validation' with different limits"):
+        predict_only(validation, tokenizer, tmp_path / "b", *same, "--max_predict_samples", "2")
+
+
 def test_missing_split_and_nothing_to_do_are_clear_errors(corpus, tmp_path: Path) -> None:
     files, tokenizer = corpus
     with pytest.raises(ValueError, match="has no split 'train'"):
