@@ -51,8 +51,8 @@ def test_bf16_predict_generates_every_token_from_fp32_logits(corpus, tmp_path: P
     files, tokenizer = corpus
     calls = []
 
-    def recorded(head: torch.nn.Linear, hidden: torch.Tensor) -> torch.Tensor:
-        logits = lm_head_logits(head, hidden)
+    def recorded(head: torch.nn.Linear, hidden: torch.Tensor, for_loss: bool = False) -> torch.Tensor:
+        logits = lm_head_logits(head, hidden, for_loss=for_loss)
         calls.append((torch.is_autocast_enabled("cpu"), torch.is_grad_enabled(), logits.dtype))
         return logits
 
