@@ -179,10 +179,15 @@ def block_attention_mask(
     config: PyramidionConfig, blocks: Tensor, block_mask: Tensor, output_attentions: bool
 ) -> Tensor | BlockMask | None:
     """Mask of the encoder's blocks (B * n_blocks, block, d) with key mask (B * n_blocks, block), in the
-    form the attention implementation reads (None for sdpa / flash when nothing is padded)."""
+    form the attention implementation reads (None for sdpa / flash when nothing is padded).
+
+    A block of padding alone (in a document shorter than the batch's longest) attends over its own padding:
+    queries with no key at all have a log-sum-exp of -inf, and CUDA's sdpa backward turns that into NaN
+    gradients of every projection. Real queries never see a padding key either way."""
+    keys = block_mask | ~block_mask.any(dim=-1, keepdim=True)
     return create_bidirectional_mask(
         config=config,
         inputs_embeds=blocks,
-        attention_mask=block_mask,
+        attention_mask=keys,
         allow_is_bidirectional_skip=not output_attentions,
     )

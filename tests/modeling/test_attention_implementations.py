@@ -1,10 +1,11 @@
 """sdpa, flex_attention and flash_attention_2 give eager's results (blockwise encoder, causal self-attention,
 cross-attention over the pooled vectors), and the decode step compiles with fullgraph=True on a static cache.
 
-flex_attention runs on the CPU unfused (torch.compile off: what is tested is the masks we hand it; torch
-2.13's inductor fails to build its CPU kernel for some of these shapes, and each build takes ~30 s) and on
-CUDA compiled; flash_attention_2 needs CUDA and the flash_attn package and skips without them
-(benchmarks/gpu_check.sh runs this file on a lent GPU)."""
+The comparisons run on the GPU where there is one (flex_attention compiled), else on the CPU, where
+flex_attention runs unfused (torch.compile off: what is tested is the masks we hand it; torch 2.13's
+inductor fails to build its CPU kernel for some of these shapes, and each build takes ~30 s).
+flash_attention_2 needs CUDA and the flash_attn package and skips without them (benchmarks/gpu_check.sh runs
+this file on a lent GPU)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,23 @@ import importlib.util
 
 import pytest
 import torch
-from conftest import random_batch, tiny_model
+from conftest import random_batch, tiny_config, tiny_model
 from torch.nn.attention.flex_attention import flex_attention
 from transformers import CompileConfig, EncoderDecoderCache, StaticCache
 from transformers.integrations import flex_attention as flex_integration
 
+from pyramidion_hf.modeling.inputs import block_attention_mask
+
 VOCAB = 64
+# d_model 32 over 2 heads: CUDA's compiled flex_attention needs a head dimension of at least 16
 VARIANTS = {
-    "pyramidion": dict(encoder_lengths=[64, 32, 16], block_size=16),
-    "vanilla": dict(encoder_lengths=[64, 64], block_size=None),
-    "pre-norm": dict(encoder_lengths=[64, 16], normalize_before=True),
+    "pyramidion": dict(encoder_lengths=[64, 32, 16], block_size=16, d_model=32),
+    "vanilla": dict(encoder_lengths=[64, 64], block_size=None, d_model=32),
+    "pre-norm": dict(encoder_lengths=[64, 16], normalize_before=True, d_model=32),
 }
 CUDA_FLASH = torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None
+# where implementations are compared: on a GPU machine (benchmarks/gpu_check.sh) the GPU, with flex compiled
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @pytest.fixture
@@ -66,10 +72,29 @@ def _outputs(implementation: str, variant: str, device: str = "cpu", dtype=torch
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("implementation", ["sdpa", "flex_attention"])
 def test_implementation_matches_eager(implementation, variant, unfused_flex_on_cpu):
-    eager_logits, eager_tokens = _outputs("eager", variant)
-    logits, tokens = _outputs(implementation, variant)
+    eager_logits, eager_tokens = _outputs("eager", variant, DEVICE)
+    logits, tokens = _outputs(implementation, variant, DEVICE)
     assert torch.allclose(logits, eager_logits, atol=1e-4), (logits - eager_logits).abs().max()
     assert torch.equal(tokens, eager_tokens)
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_blocks_of_padding_alone_attend_over_their_own_padding(implementation):
+    """A document shorter than the batch's longest leaves blocks of padding alone. Their queries get keys:
+    a query row with none made CUDA's sdpa backward (bf16) return NaN gradients for every projection. Real
+    queries still see exactly the real keys of their block."""
+    config = tiny_config(attn_implementation=implementation)
+    _, mask = random_batch([64, 9], VOCAB)
+    block_mask = mask.bool().reshape(8, 16)  # row 2's blocks 2..4 hold no real token
+    blocks = torch.zeros(8, 16, config.d_model)
+    visible = block_attention_mask(config, blocks, block_mask, output_attentions=False)
+    if visible.dtype != torch.bool:  # eager's additive form
+        visible = visible == 0
+    visible = visible[:, 0]  # (blocks, query, key)
+    assert visible.any(dim=-1).all()
+    real = block_mask.any(dim=-1)
+    assert real.tolist() == [True] * 5 + [False] * 3
+    assert torch.equal(visible[real], block_mask[real][:, None, :].expand(-1, 16, -1))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="torch 2.13's FlexAttention has no backward on CPU")
