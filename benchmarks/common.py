@@ -291,9 +291,11 @@ NO_BF16_UNITS = "This CPU has no bf16 units (no avx512_bf16 / amx_bf16)"
 
 
 def machine(env: dict[str, Any]) -> str:
-    """A report's words for where it ran, from `environment()`: CPU, torch, threads, allocator/OpenMP vars."""
+    """A report's words for where it ran, from `environment()`: the GPU (if any), CPU, torch, threads,
+    allocator/OpenMP vars."""
+    gpu = f"{env['cuda_device']} (CUDA {env.get('cuda')}) on " if env.get("cuda_device") else ""
     return (
-        f"{env.get('cpu', 'cpu')}, torch {env.get('torch')}, {env.get('threads')} threads, environment "
+        f"{gpu}{env.get('cpu', 'cpu')}, torch {env.get('torch')}, {env.get('threads')} threads, environment "
         f"{env.get('env') or 'unset'}"
     )
 

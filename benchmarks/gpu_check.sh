@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# One prepared check for a lent GPU machine (H200, no network), run from the repository root in ~9 minutes:
-#   bash benchmarks/gpu_check.sh              # on the GPU machine; results under $OUT (at most 8 files)
+# One prepared check for a lent GPU machine (H200, no network), run from the repository root, all of it inside
+# a time budget (GPU_CHECK_BUDGET seconds, default 500; each step is cut to what is left of it):
+#   bash benchmarks/gpu_check.sh              # on the GPU machine; files under $OUT (the device returns 8)
 #   bash benchmarks/gpu_check.sh --cpu        # here: the same python parts on CPU, tiny (--quick) sizes
-# Steps, each under its own time limit: environment (nvidia-smi, versions), install (offline: wheels carried
-# in .whl/ first, e.g. transformers>=5.23 if the image's is older, then `pip install --no-index --no-deps -e .`
-# or PYTHONPATH), CUDA checks (bf16 matmul, a tiny Pyramidion: forward/backward/generate in bf16 with sdpa,
-# eager vs sdpa, cache vs no cache), the bench_models tests, then bench_models.py in bf16: the paper's deep
-# setting (DeepPyramidion, deep Blockwise, LED, PEGASUS-X at 8k and 32k; generation batch 8 x 512 forced
-# tokens at 8k) and the shallow setting (the 20 rows of Table 2 beside the paper's numbers).
-# bench_topk.py is CPU-only (no --device): not run here. Files (the device returns at most 8):
-# $OUT/gpu_check.log, $OUT/cuda_check.json, $OUT/decode_cache.md, $OUT/bench/models{.md,_env.json,_time.png},
-# $OUT/table2/{table2.md,table2.png}.
+# Steps: environment (nvidia-smi, versions); install (offline: wheels carried in .whl/ first -- transformers
+# >= 5.23 and what it needs where the image's is older -- then this checkout on PYTHONPATH); CUDA checks (bf16
+# matmul, a tiny Pyramidion: forward/backward/generate in bf16 with sdpa, eager vs sdpa, cache vs no cache,
+# generate() compiling the static-cache decode step by itself); the attention
+# implementation and benchmark tests; the decode benchmark (dynamic vs static cache vs compiled decode step,
+# bf16); bench_models.py in bf16 in the paper's deep setting (DeepPyramidion, deep Blockwise, LED and
+# PEGASUS-X at 8k, 32k and 64k tokens; generation batch 8 x 512 forced tokens at 8k); with the time left, the
+# shallow setting (Table 2's rows beside the paper's numbers). bench_topk.py is CPU-only: not run here.
+# Files: $OUT/gpu_check.log, $OUT/cuda_check.json, $OUT/decode_cache.md, $OUT/models.md, $OUT/table2.md and
+# $OUT/results.tgz (every result folder: decode/, deep/, table2/ with their json and plots).
 set -uo pipefail
 
 MODE=cuda
@@ -18,7 +20,10 @@ if [[ "${1:-}" == "--cpu" ]]; then MODE=cpu; fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 2
 OUT=${OUT:-$ROOT/gpu_check_out}
-mkdir -p "$OUT/bench" "$OUT/table2"
+RESULTS=/tmp/gpu_check_results
+BUDGET=${GPU_CHECK_BUDGET:-500}
+rm -rf "$RESULTS"
+mkdir -p "$OUT" "$RESULTS"
 if [[ -n "${PYTHON:-}" ]]; then PY=$PYTHON
 elif [[ -x "$ROOT/.venv/bin/python" && $MODE == cpu ]]; then PY=$ROOT/.venv/bin/python
 else PY=python3; fi
@@ -28,9 +33,18 @@ exec > >(tee -a "$OUT/gpu_check.log") 2>&1
 START=$SECONDS
 declare -A RC
 
-step() {  # step NAME LIMIT_SECONDS COMMAND...
+left() { echo $((BUDGET - (SECONDS - START))); }
+cap() { local limit=$1; ((limit > $(left))) && limit=$(left); echo "$limit"; }  # a step's limit, within the budget
+
+step() {  # step NAME LIMIT_SECONDS COMMAND...: the limit is cut to what is left of the budget
   local name=$1 limit=$2
   shift 2
+  limit=$(cap "$limit")
+  if ((limit < 20)); then
+    echo "=== [$((SECONDS - START)) s] $name: not run, ${limit} s left of the ${BUDGET} s budget"
+    RC[$name]=skipped
+    return
+  fi
   echo "=== [$((SECONDS - START)) s] $name (limit ${limit} s)"
   timeout -k 10 "$limit" "$@"
   RC[$name]=$?
@@ -52,11 +66,8 @@ install() {
       --target /tmp/site .whl/*.whl || return 1
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
   fi
-  if ! "$PY" -c "import pyramidion_hf" 2> /dev/null; then
-    timeout 60 "$PY" -m pip install -q --no-index --no-deps --no-build-isolation -e . \
-      || export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
-  fi
-  "$PY" - << 'EOF'
+  export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}  # the package from this checkout, without installing it
+  (cd /tmp && "$PY" - << 'EOF'
 import importlib, sys
 missing = []
 for name in ("torch", "transformers", "matplotlib"):
@@ -76,6 +87,7 @@ if (major, minor) < (5, 23):
 if missing:
     sys.exit("missing or broken: " + "; ".join(missing) + ". Carry wheels in .whl/ (see the device README).")
 EOF
+  )
 }
 install || fail "installation failed (see above); nothing was benchmarked"
 echo "PYTHONPATH=${PYTHONPATH:-}"
@@ -175,53 +187,62 @@ idx = enc.pooling_indices[-1]
 valid = ((idx == -1) | ((idx >= 0) & (idx < mask.sum(1, keepdim=True)))).all().item()
 check("pooling_indices_valid", valid and enc.pooled_mask.sum(1).tolist() == [32, 32, 32],
       f"pooled mask sums {enc.pooled_mask.sum(1).tolist()}")
+if device.type == "cuda":  # on accelerators generate() compiles a static-cache decode step by itself
+    with torch.no_grad():
+        compiled = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=16, min_new_tokens=16,
+                                  cache_implementation="static")
+    check("generate_compiles_static_decode_step", hasattr(model, "_compiled_call") and torch.equal(compiled, cached),
+          f"compiled call: {hasattr(model, '_compiled_call')}, tokens equal the dynamic cache's: "
+          f"{torch.equal(compiled, cached)}")
 json.dump({**report, "failures": failures}, open(out_path, "w"), indent=1)
 sys.exit(1 if failures else 0)
 EOF
-step cuda_check 60 "$PY" /tmp/pyramidion_cuda_check.py "$MODE" "$OUT/cuda_check.json"
+step cuda_check 120 "$PY" /tmp/pyramidion_cuda_check.py "$MODE" "$OUT/cuda_check.json"
 
-# ---- tests: the benchmark machinery with this machine's torch / transformers -----------------------------
-step pytest 60 "$PY" -m pytest -q -x -p no:cacheprovider tests/benchmarks/test_bench_models.py
-# sdpa / flex / flash_attention_2 against eager, the fullgraph decode step (flash runs only where flash_attn is)
-step attention 60 "$PY" -m pytest -q -p no:cacheprovider tests/modeling/test_attention_implementations.py
+# ---- tests: attention implementations (sdpa / flex / flash_attention_2 against eager, the fullgraph decode
+# step; flash runs only where the flash_attn package is) and the benchmark machinery, with this machine's
+# torch / transformers
+step tests 120 "$PY" -m pytest -q -p no:cacheprovider tests/modeling/test_attention_implementations.py \
+  tests/benchmarks/test_bench_models.py
 
 # ---- decoding: dynamic vs static cache vs compiled decode step (reduce-overhead = CUDA graphs) -------------
 if [[ $MODE == cuda ]]; then
-  step decode 90 "$PY" benchmarks/decode_cache.py --device cuda --dtype bf16 --tokens 512 --out /tmp/gpu_decode
+  step decode 100 "$PY" benchmarks/decode_cache.py --device cuda --dtype bf16 --tokens 256 --repeats 2 \
+    --out "$RESULTS/decode"
 else
-  step decode 120 "$PY" benchmarks/decode_cache.py --quick --compile-backend eager --out /tmp/gpu_decode
+  step decode 120 "$PY" benchmarks/decode_cache.py --quick --compile-backend eager --out "$RESULTS/decode"
 fi
-cp /tmp/gpu_decode/decode_cache*.md "$OUT/" 2> /dev/null
 
 # ---- the model benchmarks (bf16) -------------------------------------------------------------------------
-# Each run writes to /tmp and only the files listed above are copied to $OUT. --time-budget: no child starts
-# that would end after it, so the tables are written within the step's limit.
-DEEP=/tmp/gpu_bench_deep TABLE2=/tmp/gpu_bench_table2
-rm -rf "$DEEP" "$TABLE2"
+# --time-budget: no child starts that would end after it, so the tables are written within the step's limit.
 if [[ $MODE == cuda ]]; then
-  step bench_models 130 "$PY" benchmarks/bench_models.py --device cuda --dtype bf16 --setting deep \
-    --lengths 8192,32768 --models blockwise,deep-pyramidion,led,pegasus-x --gen-batch 8 --gen-tokens 512 \
-    --gen-lengths 8192 --repeats 2 --steps 3 --gen-runs 1 --point-budget 40 --time-budget 100 --out "$DEEP"
-  step table2 130 "$PY" benchmarks/bench_models.py --device cuda --dtype bf16 --setting shallow \
-    --repeats 1 --steps 3 --gen-runs 1 --point-budget 30 --time-budget 100 --out "$TABLE2"
+  limit=$(cap 210)
+  step bench_models "$limit" "$PY" benchmarks/bench_models.py --device cuda --dtype bf16 --setting deep \
+    --lengths 8192,32768,65536 --models deep-pyramidion,blockwise,pegasus-x,led --gen-batch 8 --gen-tokens 512 \
+    --gen-lengths 8192 --repeats 1 --steps 3 --gen-runs 1 --point-budget 60 --time-budget $((limit - 25)) \
+    --out "$RESULTS/deep"
+  limit=$(cap 150)
+  step table2 "$limit" "$PY" benchmarks/bench_models.py --device cuda --dtype bf16 --setting shallow \
+    --repeats 1 --steps 3 --gen-runs 1 --point-budget 30 --time-budget $((limit - 25)) --out "$RESULTS/table2"
 else
   step bench_models 120 "$PY" benchmarks/bench_models.py --device cpu --quick --threads 1 --dtype bf16 \
-    --models blockwise,deep-pyramidion,led,pegasus-x --out "$DEEP"
+    --models deep-pyramidion,blockwise,pegasus-x,led --out "$RESULTS/deep"
   step table2 120 "$PY" benchmarks/bench_models.py --device cpu --quick --threads 1 --dtype bf16 \
     --setting shallow --models table2-1,table2-4,table2-5,table2-7,table2-10,table2-13 --gen-tokens 2 \
-    --train-batch 1 --out "$TABLE2"
+    --train-batch 1 --out "$RESULTS/table2"
 fi
-cp "$DEEP"/models.md "$DEEP"/models_env.json "$DEEP"/models_time.png "$OUT/bench/" 2> /dev/null
-cp "$TABLE2"/table2.md "$TABLE2"/table2.png "$OUT/table2/" 2> /dev/null
 echo "bench_topk.py: CPU-only (no --device option), not run on the GPU machine."
 
+cp "$RESULTS"/decode/decode_cache*.md "$RESULTS"/deep/models.md "$RESULTS"/table2/table2.md "$OUT/" 2> /dev/null
+tar -czf "$OUT/results.tgz" -C "$RESULTS" .
 echo "=== summary after $((SECONDS - START)) s:"
 status=0
-for name in cuda_check pytest attention decode bench_models table2; do
+for name in cuda_check tests decode bench_models table2; do
   echo "  $name: exit ${RC[$name]:-not run}"
   [[ ${RC[$name]:-1} == 0 ]] || status=1
 done
-[[ -f $OUT/bench/models.md ]] && sed -n '/^## Headline/,/^## /p' "$OUT/bench/models.md"
-[[ -f $OUT/table2/table2.md ]] && grep -E '^(\| #|- )' "$OUT/table2/table2.md"
-ls -la "$OUT" "$OUT/bench" "$OUT/table2"
+[[ -f $OUT/models.md ]] && sed -n '/^## Headline/,/^## /p' "$OUT/models.md"
+[[ -f $OUT/table2.md ]] && grep -E '^(\| #|- )' "$OUT/table2.md"
+ls -la "$OUT"
+tar -tzf "$OUT/results.tgz"
 exit $status

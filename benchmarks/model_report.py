@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import common
+import model_point
 import paper_table2
 from model_zoo import MODELS
 
@@ -133,8 +134,10 @@ def report(results: dict[str, Any], plan: Plan, command: str) -> str:
         f"tokens with {plan.target}-token labels; generation: batch {plan.gen_batch}, forced "
         f"{plan.gen_tokens} new tokens (greedy, KV cache). Times are medians over {plan.repeats} "
         f"repetition(s) x {plan.steps} step(s) / {plan.gen_runs} generation(s), after {plan.warmup} "
-        "warm-up step(s); each (model, n) point in a fresh child process, repetitions round-robin over the "
-        "models. Memory: peak above the "
+        f"warm-up step(s) and an untimed generation of "
+        f"{model_point.warmup_generation_tokens(plan.device, plan.gen_tokens)} tokens (on CUDA the full "
+        "length: the first use of each key length builds a cuDNN attention plan); each (model, n) point in a "
+        "fresh child process, repetitions round-robin over the models. Memory: peak above the "
         "footprint of the built model (weights excluded; grads, AdamW state and activations included; "
         "generation runs first), "
         + ("max_memory_allocated." if plan.device == "cuda" else "RSS high-water (VmHWM) after a reset.")

@@ -109,12 +109,20 @@ def test_one_point_per_family_end_to_end(name):
     assert len(saved) == 1 and saved[0]["train_s"] == result["train_s"] and "train_flops" not in saved[0]
     assert len(result["train_s"]) == 2 and all(math.isfinite(t) and t > 0 for t in result["train_s"])
     assert len(result["gen_s"]) == 1 and math.isfinite(result["gen_s"][0]) and result["gen_s"][0] > 0
+    assert result["gen_warmup_tokens"] == 4 and result["gen_warmup_s"] > 0  # at most 8 on CPU
     assert result["train_batch"] == 2
     # the FLOP count grows with the batch and is at least the dense FFN work of one forward pass
     ffn_macs = 2 * 256 * setting.d_model * setting.ffn * setting.encoder_layers
     assert result["train_flops"] > 2 * 2 * ffn_macs
     assert result["params"] == zoo.count_parameters(name, setting, 256)
     assert result["train_mem_abs"] > max(100 << 20, result["train_mem"])  # torch's own footprint included
+
+
+def test_generation_warmup_is_full_length_on_cuda_only():
+    """CUDA builds a cuDNN attention plan per new key length on first use: its warm-up covers every length."""
+    assert model_point.warmup_generation_tokens("cuda", 512) == 512
+    assert model_point.warmup_generation_tokens("cpu", 512) == 8
+    assert model_point.warmup_generation_tokens("cpu", 4) == 4
 
 
 def test_memory_estimate_scales_with_attention_pattern():
