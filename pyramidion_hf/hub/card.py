@@ -52,6 +52,7 @@ TRAINING_LABELS = {
     "weight_decay": "Weight decay",
     "label_smoothing_factor": "Label smoothing",
     "seed": "Seed",
+    "precision": "Precision",
     "hardware": "Hardware",
     "train_runtime": "Training time (s)",
     "train_loss": "Final training loss",

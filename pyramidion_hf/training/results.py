@@ -69,6 +69,14 @@ def card_metrics(metrics: dict[str, Any], n_bootstrap: int) -> dict[str, Any] | 
     return card
 
 
+def training_precision(training_args: Seq2SeqTrainingArguments) -> str:
+    """How the run's arithmetic was done, for the card: fp32, or bf16 / fp16 autocast over fp32 weights."""
+    for flag in ("bf16", "fp16"):
+        if getattr(training_args, flag):
+            return f"{flag} autocast, fp32 master weights"
+    return "fp32"
+
+
 def training_summary(
     training_args: Seq2SeqTrainingArguments,
     metrics: dict[str, Any] | None = None,
@@ -77,6 +85,7 @@ def training_summary(
     """The training facts worth a line in a model card (hyper-parameters, steps, time, examples)."""
     summary = {key: getattr(training_args, key) for key in CARD_HYPERPARAMETERS}
     summary["world_size"] = training_args.world_size
+    summary["precision"] = training_precision(training_args)
     if base_model:
         summary["base_model"] = base_model
     else:

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from pyramidion_hf.modeling import modeling_pyramidion
 from pyramidion_hf.modeling.precision import lm_head_logits
 from pyramidion_hf.training.demo import FULL, FULL_BF16, SMOKE, demo_arguments, demo_size
+from pyramidion_hf.training.results import training_summary
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +73,6 @@ def test_demo_picks_the_bf16_profile_only_when_asked() -> None:
     assert demo_size(smoke=True, bf16=True).max_steps == SMOKE.max_steps
     _, _, training_args = demo_arguments(FULL_BF16, Path("out"), preset="pyramidion", seed=0, n_bootstrap=0)
     assert training_args.bf16
+    assert training_summary(training_args)["precision"] == "bf16 autocast, fp32 master weights"
+    _, _, training_args = demo_arguments(FULL, Path("out"), preset="pyramidion", seed=0, n_bootstrap=0)
+    assert training_summary(training_args)["precision"] == "fp32"

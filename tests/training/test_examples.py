@@ -68,6 +68,7 @@ def test_demo_smoke_runs_the_whole_job(tmp_path: Path) -> None:
     assert len(AutoTokenizer.from_pretrained(out / "tokenizer")) == SMOKE.vocab_size
     card = (out / "hub" / "README.md").read_text()
     assert f"{metrics['model']['rouge1']:.2f}" in card and f"{metrics['lead']['rouge1']:.2f}" in card
+    assert not metrics["size"]["bf16"] and "| Precision | fp32 |" in card  # the demo's default dtype
     for name in ("config.json", "model.safetensors", "modeling_pyramidion.py", "tokenizer.json"):
         assert (out / "hub" / name).is_file()
     assert (out / "model" / "generated_predictions.jsonl").is_file()
