@@ -29,7 +29,7 @@ from transformers.modeling_outputs import (
 from transformers.utils import can_return_tuple
 from transformers.utils.deprecation import deprecate_kwarg
 
-from .attention import PyramidionDecoderAttention, PyramidionEncoderAttention
+from .attention import PyramidionDecoderAttention, PyramidionEncoderAttention, decoder_sdpa_kernels
 from .configuration_pyramidion import PyramidionConfig
 from .inputs import (
     check_content,
@@ -497,19 +497,20 @@ class PyramidionDecoder(PyramidionPreTrainedModel):
         hidden = self._embed(inputs_embeds, past)
 
         all_hidden, self_attentions, cross_attentions = (), (), ()
-        for layer in self.layers:
-            if output_hidden_states:
-                all_hidden += (hidden,)
-            hidden, self_weights, cross_weights = layer(
-                hidden,
-                encoder_hidden_states,
-                self_attn_mask=self_attn_mask,
-                cross_attn_mask=cross_attn_mask,
-                cache=cache,
-                output_attentions=output_attentions,
-            )
-            self_attentions += (self_weights,)
-            cross_attentions += (cross_weights,)
+        with decoder_sdpa_kernels(hidden):
+            for layer in self.layers:
+                if output_hidden_states:
+                    all_hidden += (hidden,)
+                hidden, self_weights, cross_weights = layer(
+                    hidden,
+                    encoder_hidden_states,
+                    self_attn_mask=self_attn_mask,
+                    cross_attn_mask=cross_attn_mask,
+                    cache=cache,
+                    output_attentions=output_attentions,
+                )
+                self_attentions += (self_weights,)
+                cross_attentions += (cross_weights,)
         if self.layer_norm is not None:
             hidden = self.layer_norm(hidden)
         if output_hidden_states:

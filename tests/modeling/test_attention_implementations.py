@@ -10,6 +10,7 @@ this file on a lent GPU)."""
 from __future__ import annotations
 
 import importlib.util
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from torch.nn.attention.flex_attention import flex_attention
 from transformers import CompileConfig, EncoderDecoderCache, StaticCache
 from transformers.integrations import flex_attention as flex_integration
 
+from pyramidion_hf.modeling.attention import decoder_sdpa_kernels
 from pyramidion_hf.modeling.inputs import block_attention_mask
 
 VOCAB = 64
@@ -95,6 +97,19 @@ def test_blocks_of_padding_alone_attend_over_their_own_padding(implementation):
     real = block_mask.any(dim=-1)
     assert real.tolist() == [True] * 5 + [False] * 3
     assert torch.equal(visible[real], block_mask[real][:, None, :].expand(-1, 16, -1))
+
+
+def test_decoder_leaves_cudnn_sdpa_out_on_cuda_only():
+    """cuDNN's sdpa builds a plan per new key length, and a dynamic cache's grows every step: a decoder
+    forward on CUDA runs without it (a stand-in with is_cuda here); on the CPU torch keeps its choice."""
+    cudnn = torch.backends.cuda.cudnn_sdp_enabled()
+    with decoder_sdpa_kernels(torch.zeros(1)):
+        assert torch.backends.cuda.cudnn_sdp_enabled() == cudnn
+    with decoder_sdpa_kernels(SimpleNamespace(is_cuda=True)):
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+        assert torch.backends.cuda.math_sdp_enabled()
+    assert torch.backends.cuda.cudnn_sdp_enabled() == cudnn
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="torch 2.13's FlexAttention has no backward on CPU")
