@@ -13,6 +13,11 @@
 # shallow setting (Table 2's rows beside the paper's numbers). bench_topk.py is CPU-only: not run here.
 # Files: $OUT/gpu_check.log, $OUT/cuda_check.json, $OUT/decode_cache.md, $OUT/models.md, $OUT/table2.md and
 # $OUT/results.tgz (every result folder: decode/, deep/, table2/ with their json and plots).
+# The H200 image of 2026-12 has transformers 5.17 and huggingface_hub 1.33; what ran there (results/gpu_h200)
+# carried, fetched here with `pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation
+# cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl NAME==VERSION`:
+# transformers==5.25.0 huggingface_hub==2.4.0 httpx2==2.16.2 httpcore2==2.16.2 truststore==0.10.5 idna==3.20
+# anyio==4.16.0 h11==0.16.0 click==8.5.1 regex (cp312); ~16 MiB, passed to the device with carry [".whl"].
 set -uo pipefail
 
 MODE=cuda
