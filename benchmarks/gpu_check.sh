@@ -6,11 +6,11 @@
 # Steps: environment (nvidia-smi, versions); install (offline: wheels carried in .whl/ first -- transformers
 # >= 5.23 and what it needs where the image's is older -- then this checkout on PYTHONPATH); CUDA checks (bf16
 # matmul, a tiny Pyramidion: forward/backward/generate in bf16 with sdpa, eager vs sdpa, cache vs no cache,
-# generate() compiling the static-cache decode step by itself); the attention
-# implementation and benchmark tests; the decode benchmark (dynamic vs static cache vs compiled decode step,
-# bf16); bench_models.py in bf16 in the paper's deep setting (DeepPyramidion, deep Blockwise, LED and
-# PEGASUS-X at 8k, 32k and 64k tokens; generation batch 8 x 512 forced tokens at 8k); with the time left, the
-# shallow setting (Table 2's rows beside the paper's numbers). bench_topk.py is CPU-only: not run here.
+# generate() compiling the static-cache decode step by itself); the attention implementation and benchmark
+# tests; the decode benchmark (dynamic vs static cache vs compiled decode step, bf16); bench_models.py in bf16
+# in the paper's deep setting (DeepPyramidion, deep Blockwise, LED and PEGASUS-X at 8k, 32k and 64k tokens;
+# generation batch 8 x 512 forced tokens at 8k); with the time left, the shallow setting (Table 2's rows
+# beside the paper's numbers). bench_topk.py is CPU-only: not run here.
 # Files: $OUT/gpu_check.log, $OUT/cuda_check.json, $OUT/decode_cache.md, $OUT/models.md, $OUT/table2.md and
 # $OUT/results.tgz (every result folder: decode/, deep/, table2/ with their json and plots).
 # The H200 image of 2026-12 has transformers 5.17 and huggingface_hub 1.33; what ran there (results/gpu_h200)

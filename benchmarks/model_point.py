@@ -163,9 +163,9 @@ def train_step(point: _Point, data: dict) -> None:
 
 def warmup_generation_tokens(device: str, tokens: int) -> int:
     """Tokens of the untimed first generation: on CUDA the full length, since the first use of each shape
-    builds state there (cuDNN's attention plans, one per new key length: on an H200 the first 128-token
-    generation of the deep DeepPyramidion took 7.0 s, the second 0.73 s); on CPU 8, since nothing is built
-    per shape there and a full-length warm-up would double the run."""
+    can build state there (cuDNN's attention plans, one per new key length: see
+    pyramidion_hf.modeling.attention.DECODER_SDPA_BACKENDS); on CPU 8, since nothing is built per shape there
+    and a full-length warm-up would double the run."""
     return tokens if device == "cuda" else min(tokens, 8)
 
 
